@@ -1,0 +1,86 @@
+"""The caption rule of the dataset card, made deterministic, as Arrow compute over a whole shard.
+
+parts = [regular_summary, brief_summary] if response_finish_reason == "STOP" else [tags]
+caption = " ".join(p for p in parts if p) with every "\\n" and "\\r" deleted
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+SUMMARY, TAGS, EMPTY = "summary", "tags", "empty"
+
+REARRANGED_SCHEMA = pa.schema([("id", pa.int64()), ("caption", pa.string()), ("caption_source", pa.string())])
+
+
+@dataclass(frozen=True)
+class CaptionCounts:
+    """What the ``caption_counts`` check reports for one shard (and, summed, for the whole)."""
+
+    rows: int = 0
+    from_summary: int = 0
+    from_tags: int = 0
+    empty: int = 0
+    duplicates_dropped: int = 0
+
+    def __add__(self, other: CaptionCounts) -> CaptionCounts:
+        return CaptionCounts(**{k: v + getattr(other, k) for k, v in asdict(self).items()})
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def latest_row_per_id(raw: pa.Table) -> tuple[pa.Table, int]:
+    """Keep one row per id: the one from the later file in name order, then the later line.
+
+    Returns the rows ascending by id and how many duplicates were dropped.
+    """
+    ordered = raw.sort_by([("id", "ascending"), ("source_file", "ascending"), ("line", "ascending")])
+    ids = ordered.column("id").to_numpy()
+    if len(ids) < 2:
+        return ordered, 0
+    is_last_of_id = np.append(ids[1:] != ids[:-1], True)
+    kept = ordered.filter(pa.array(is_last_of_id))
+    return kept, ordered.num_rows - kept.num_rows
+
+
+def _join_non_empty(first: pa.ChunkedArray, second: pa.ChunkedArray) -> pa.ChunkedArray:
+    """``" ".join(p for p in (first, second) if p)``, row by row.
+
+    (``binary_join_element_wise(null_handling="skip")`` would do, but pyarrow 26 drops rows in
+    which every part is null, so the selection is spelt out.)
+    """
+    first, second = pc.fill_null(first, ""), pc.fill_null(second, "")
+    has_first, has_second = pc.not_equal(first, ""), pc.not_equal(second, "")
+    both = pc.binary_join_element_wise(first, second, " ")
+    return pc.if_else(pc.and_(has_first, has_second), both, pc.if_else(has_first, first, second))
+
+
+def rearrange(rows: pa.Table) -> pa.Table:
+    """Apply the caption rule to de-duplicated rows: ``id, caption, caption_source``."""
+    if rows.num_rows == 0:
+        return REARRANGED_SCHEMA.empty_table()
+    is_stop = pc.fill_null(pc.equal(rows.column("response_finish_reason"), "STOP"), False)
+    summary = _join_non_empty(rows.column("regular_summary"), rows.column("brief_summary"))
+    caption = pc.if_else(is_stop, summary, rows.column("tags"))
+    caption = pc.replace_substring_regex(pc.fill_null(caption, ""), r"[\r\n]", "")
+    source = pc.if_else(
+        pc.equal(caption, ""), pa.scalar(EMPTY), pc.if_else(is_stop, pa.scalar(SUMMARY), pa.scalar(TAGS))
+    )
+    return pa.Table.from_arrays([rows.column("id"), caption, source], schema=REARRANGED_SCHEMA)
+
+
+def count_captions(rearranged: pa.Table, duplicates_dropped: int) -> CaptionCounts:
+    sources = pc.value_counts(rearranged.column("caption_source")).to_pylist()
+    by_source = {item["values"]: item["counts"] for item in sources}
+    return CaptionCounts(
+        rows=rearranged.num_rows,
+        from_summary=by_source.get(SUMMARY, 0),
+        from_tags=by_source.get(TAGS, 0),
+        empty=by_source.get(EMPTY, 0),
+        duplicates_dropped=duplicates_dropped,
+    )

@@ -1,0 +1,43 @@
+"""Where every output lives under the data root (``E6_DATA_DIR``, default ``./data``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from e6_assets.partitions import SHARD_KEYS
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    root: Path
+
+    @property
+    def staged_dir(self) -> Path:
+        return self.root / "staged"
+
+    def raw(self, shard: str) -> Path:
+        return self.root / "raw" / f"{shard}.parquet"
+
+    def rearranged(self, shard: str) -> Path:
+        return self.root / "rearranged" / f"{shard}.parquet"
+
+    def tar(self, shard: str) -> Path:
+        return self.root / "captions" / f"{shard}.tar"
+
+    def tar_index(self, shard: str) -> Path:
+        return self.root / "captions" / f"{shard}.json"
+
+    def meta_cap_fragment(self, shard: str) -> Path:
+        return self.root / "meta_cap" / f"{shard}.parquet"
+
+    @property
+    def meta_cap_json(self) -> Path:
+        return self.root / "meta_cap.json"
+
+    @property
+    def meta_cap_tar_gz(self) -> Path:
+        return self.root / "meta_cap.tar.gz"
+
+    def missing_fragments(self) -> list[str]:
+        return [shard for shard in SHARD_KEYS if not self.meta_cap_fragment(shard).exists()]

@@ -1,0 +1,36 @@
+"""Dagster resources: where the source comes from (``E6_SOURCE``) and where outputs go (``E6_DATA_DIR``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from e6_assets.layout import DataLayout
+from e6_assets.sample import DEFAULT_ROWS, resolve_sample
+from e6_assets.sources import ResolvedSource, resolve_hub, resolve_local
+
+
+class CaptionSource(dg.ConfigurableResource):
+    """The monthly caption files: ``sample[:ROWS]``, ``hf://datasets/OWNER/REPO[@REV]`` or a folder."""
+
+    spec: str = "sample"
+    hub_cache_dir: str | None = None  # default: huggingface_hub's own (HF_HUB_CACHE / HF_HOME)
+
+    def resolve(self, data_dir: Path) -> ResolvedSource:
+        spec = self.spec.strip()
+        if spec == "sample" or spec.startswith("sample:"):
+            rows = int(spec.partition(":")[2] or DEFAULT_ROWS)
+            return resolve_sample(data_dir, rows)
+        if spec.startswith("hf://"):
+            return resolve_hub(spec, self.hub_cache_dir)
+        return resolve_local(Path(spec).expanduser())
+
+
+class DataDir(dg.ConfigurableResource):
+    """The data root; every asset's files live under it (see ``DataLayout``)."""
+
+    path: str = "data"
+
+    def layout(self) -> DataLayout:
+        return DataLayout(Path(self.path).expanduser())
