@@ -27,7 +27,7 @@ _WORDS = (
     "fox wolf dragon cat canine feline scalie avian anthro feral solo duo smiling standing sitting "
     "forest night snow beach city blue red green golden fur scales wings tail looking_at_viewer "
     "outside inside digital_media_(artwork) sketch watercolor detailed_background simple_background "
-).split()  # noqa: SIM905
+).split()
 _PROSE = [
     "The image shows a character with bright eyes standing in a quiet forest clearing at dusk",
     "A small dragon curls around a lantern while snow falls softly over the old stone bridge",
