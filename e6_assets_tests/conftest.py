@@ -1,0 +1,47 @@
+"""Shared fixtures: a small sample source, a data root, and an ephemeral Dagster instance."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from e6_assets.sample import write_sample
+
+SAMPLE_ROWS = 3_000
+
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+
+
+@pytest.fixture(scope="session")
+def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic sample's monthly files (3,000 rows), written once per test session."""
+    folder = tmp_path_factory.mktemp("sample-source")
+    write_sample(folder, rows=SAMPLE_ROWS)
+    return folder
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def e6_env(monkeypatch: pytest.MonkeyPatch, sample_dir: Path, data_dir: Path) -> Path:
+    """Point E6_SOURCE at the sample folder and E6_DATA_DIR at a fresh data root."""
+    monkeypatch.setenv("E6_SOURCE", str(sample_dir))
+    monkeypatch.setenv("E6_DATA_DIR", str(data_dir))
+    return data_dir
+
+
+@pytest.fixture
+def instance() -> dg.DagsterInstance:
+    with dg.DagsterInstance.ephemeral() as ephemeral:
+        yield ephemeral
+
+
+def range_tags(first: str, last: str) -> dict[str, str]:
+    return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
