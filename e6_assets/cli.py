@@ -79,8 +79,8 @@ def _run(selection: list, tags: dict[str, str], instance: dg.DagsterInstance) ->
 
 def build(args: argparse.Namespace) -> int:
     from e6_assets.assets import MERGED_ASSETS, PER_SHARD_ASSETS
-    from e6_assets.assets.captions import read_counts
     from e6_assets.captions import CaptionCounts
+    from e6_assets.pipeline import read_counts
     from e6_assets.resources import DataDir
 
     try:
@@ -104,7 +104,7 @@ def build(args: argparse.Namespace) -> int:
         print(f"e6-assets: shard build failed: {_failure_message(result)}", file=sys.stderr)
         return 1
     layout = DataDir(path=os.environ["E6_DATA_DIR"]).layout()
-    totals = sum((read_counts(layout.rearranged(key)) for key in shards), CaptionCounts())
+    totals = sum((read_counts(layout, key) for key in shards), CaptionCounts())
     print(
         f"shards: {len(shards)} ({shards[0]}...{shards[-1]}), rows: {totals.rows}, "
         f"captions from summaries: {totals.from_summary}, from tags: {totals.from_tags}, "

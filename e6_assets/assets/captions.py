@@ -2,28 +2,19 @@
 
 Every per-shard asset has a single-run backfill policy, so a range of shards is one run; the body
 loops over ``context.partition_keys`` and records each shard's numbers as that shard's metadata and
-check results. The data work lives in the plain modules these functions call.
+check results. The data work is in ``e6_assets.pipeline``.
 """
 
-import json
 from collections.abc import Iterator
 
 import dagster as dg
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from e6_assets.atomic import atomic_path
-from e6_assets.captions import CaptionCounts, count_captions, latest_row_per_id, rearrange
+from e6_assets import pipeline
 from e6_assets.jsonl import SourceError
-from e6_assets.meta_json import caption_entries, merge_fragments, write_fragment, write_tar_gz
-from e6_assets.partitions import SHARD_KEYS, SHARDS
+from e6_assets.partitions import SHARDS
 from e6_assets.resources import CaptionSource, DataDir
-from e6_assets.staging import StagedSource, stage_source
-from e6_assets.tars import TarIndex, index_problems, write_tar
 
 SHARD_POOL = "e6_shards"  # dagster.yaml limits this pool so that two runs never write one shard
-_COUNTS_KEY = b"e6_assets.caption_counts"
 
 RAW_CAPTIONS = dg.AssetKey("raw_captions")
 REARRANGED_CAPTIONS = dg.AssetKey("rearranged_captions")
@@ -41,17 +32,6 @@ _PER_SHARD = dict(
 def _progress(context: dg.AssetExecutionContext, done: int, total: int) -> None:
     if done == total or done % max(1, total // 10) == 0:
         context.log.info(f"{context.asset_key.to_user_string()}: {done}/{total} shards")
-
-
-def _write_parquet(path, table: pa.Table) -> None:
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
-
-
-def read_counts(path) -> CaptionCounts:
-    """The caption counts stored in a rearranged shard's Parquet footer."""
-    metadata = pq.read_schema(path).metadata or {}
-    return CaptionCounts(**json.loads(metadata[_COUNTS_KEY]))
 
 
 @dg.asset(
@@ -73,16 +53,13 @@ def raw_captions(
     resolved = source.resolve(layout.root)
     context.log.info(f"source: {resolved.description} ({len(resolved.files)} monthly files)")
     try:
-        staging = stage_source(resolved.files, layout.staged_dir)
+        staging = pipeline.stage(resolved, layout)
     except SourceError as error:
         raise dg.Failure(description=str(error)) from error
     keys = context.partition_keys
-    staged = StagedSource(resolved.files, layout.staged_dir)
-    for done, (shard, rows) in enumerate(staged.iter_shard_tables([int(k) for k in keys]), start=1):
-        key = SHARD_KEYS[shard]
-        _write_parquet(layout.raw(key), rows.drop_columns(["shard"]))
+    for done, (key, rows) in enumerate(pipeline.write_raw_shards(resolved, layout, keys), start=1):
         context.add_asset_metadata(
-            {"rows": rows.num_rows, "path": dg.MetadataValue.path(str(layout.raw(key)))}, partition_key=key
+            {"rows": rows, "path": dg.MetadataValue.path(str(layout.raw(key)))}, partition_key=key
         )
         _progress(context, done, len(keys))
     return dg.MaterializeResult(
@@ -130,11 +107,7 @@ def rearranged_captions(context: dg.AssetExecutionContext, data_dir: DataDir) ->
     layout = data_dir.layout()
     keys = context.partition_keys
     for done, key in enumerate(keys, start=1):
-        rows, duplicates = latest_row_per_id(pq.read_table(layout.raw(key)))
-        captions = rearrange(rows)
-        counts = count_captions(captions, duplicates)
-        captions = captions.replace_schema_metadata({_COUNTS_KEY: json.dumps(counts.as_dict()).encode()})
-        _write_parquet(layout.rearranged(key), captions)
+        counts = pipeline.rearrange_shard(layout, key)
         numbers = counts.as_dict()
         context.add_asset_metadata(
             {**numbers, "path": dg.MetadataValue.path(str(layout.rearranged(key)))}, partition_key=key
@@ -186,39 +159,27 @@ def caption_tars(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterat
     layout = data_dir.layout()
     keys = context.partition_keys
     for done, key in enumerate(keys, start=1):
-        captions = pq.read_table(layout.rearranged(key), columns=["id", "caption"])
-        captions = captions.filter(pc.not_equal(captions.column("caption"), ""))
-        members = (
-            (f"{post_id}.caption", caption.encode())
-            for post_id, caption in zip(
-                captions.column("id").to_pylist(), captions.column("caption").to_pylist(), strict=True
-            )
-        )
-        tar_path, index_path = layout.tar(key), layout.tar_index(key)
-        write_tar(tar_path, index_path, members)
-        index = TarIndex.from_json(index_path.read_bytes())
-        problems = index_problems(tar_path, index)
-        if len(index.files) != captions.num_rows:
-            problems.insert(0, f"{len(index.files)} members for {captions.num_rows} non-empty captions")
+        result = pipeline.tar_shard(layout, key)
+        index = result.index
         context.add_asset_metadata(
             {
                 "members": len(index.files),
                 "tar_bytes": index.filesize,
                 "sha256": index.hash_lfs,
-                "path": dg.MetadataValue.path(str(tar_path)),
+                "path": dg.MetadataValue.path(str(layout.tar(key))),
             },
             partition_key=key,
         )
         yield dg.AssetCheckEvaluation(
             asset_key=CAPTION_TARS,
             check_name="tar_matches_captions",
-            passed=not problems,
+            passed=not result.problems,
             severity=dg.AssetCheckSeverity.ERROR,
             blocking=True,
             metadata={
                 "members": len(index.files),
-                "non_empty_captions": captions.num_rows,
-                "problems": "; ".join(problems) or "none",
+                "non_empty_captions": result.non_empty_captions,
+                "problems": "; ".join(result.problems) or "none",
             },
             partition=key,
         )
@@ -242,11 +203,7 @@ def meta_cap_fragments(context: dg.AssetExecutionContext, data_dir: DataDir) -> 
     layout = data_dir.layout()
     keys = context.partition_keys
     for done, key in enumerate(keys, start=1):
-        captions = pq.read_table(layout.rearranged(key))
-        fragment = caption_entries(captions.column("id"), captions.column("caption"))
-        fragment = fragment.append_column("caption_source", captions.column("caption_source"))
-        write_fragment(layout.meta_cap_fragment(key), fragment)
-        context.add_asset_metadata({"entries": fragment.num_rows}, partition_key=key)
+        context.add_asset_metadata({"entries": pipeline.fragment_shard(layout, key)}, partition_key=key)
         _progress(context, done, len(keys))
     return dg.MaterializeResult()
 
@@ -276,33 +233,18 @@ def meta_cap_fragments(context: dg.AssetExecutionContext, data_dir: DataDir) -> 
 )
 def meta_cap(context: dg.AssetExecutionContext, data_dir: DataDir) -> dg.MaterializeResult:
     layout = data_dir.layout()
-    missing = layout.missing_fragments()
-    if missing:
-        raise dg.Failure(
-            description=f"{len(missing)} shards have no meta_cap fragment yet (first: {missing[0]}); "
-            "materialize every shard before the merged file."
-        )
-    fragments = [layout.meta_cap_fragment(key) for key in SHARD_KEYS]
-    entries = merge_fragments(fragments, layout.meta_cap_json)
-    write_tar_gz(layout.meta_cap_json, layout.meta_cap_tar_gz)
-
-    shard_totals = sum((read_counts(layout.rearranged(key)) for key in SHARD_KEYS), CaptionCounts())
-    sources = pa.concat_tables(pq.read_table(path, columns=["caption_source"]) for path in fragments)
-    by_source = {v["values"]: v["counts"] for v in pc.value_counts(sources.column(0)).to_pylist()}
-    merged = {
-        "rows": entries,
-        "from_summary": by_source.get("summary", 0),
-        "from_tags": by_source.get("tags", 0),
-        "empty": by_source.get("empty", 0),
-    }
-    expected = {name: getattr(shard_totals, name) for name in merged}
+    try:
+        result = pipeline.merge_meta_cap(layout)
+    except pipeline.MissingShards as error:
+        raise dg.Failure(description=str(error)) from error
+    merged, shards = result.merged, result.shards
     context.log.info(
-        f"meta_cap.json: {entries} entries, {merged['empty']} empty, {merged['from_tags']} from tags"
+        f"meta_cap.json: {merged['rows']} entries, {merged['empty']} empty, {merged['from_tags']} from tags"
     )
     return dg.MaterializeResult(
         metadata={
             **merged,
-            "duplicates_dropped": shard_totals.duplicates_dropped,
+            "duplicates_dropped": shards.duplicates_dropped,
             "json_bytes": layout.meta_cap_json.stat().st_size,
             "tar_gz_bytes": layout.meta_cap_tar_gz.stat().st_size,
             "path": dg.MetadataValue.path(str(layout.meta_cap_json)),
@@ -310,11 +252,11 @@ def meta_cap(context: dg.AssetExecutionContext, data_dir: DataDir) -> dg.Materia
         check_results=[
             dg.AssetCheckResult(
                 check_name="totals_match_shards",
-                passed=merged == expected,
+                passed=result.totals_match,
                 severity=dg.AssetCheckSeverity.ERROR,
                 metadata={
                     **{f"merged_{k}": v for k, v in merged.items()},
-                    **{f"shards_{k}": v for k, v in expected.items()},
+                    **{f"shards_{k}": getattr(shards, k) for k in merged},
                 },
             )
         ],

@@ -1,0 +1,147 @@
+"""The build's steps as plain functions over a ``DataLayout``: what each asset runs for one shard.
+
+The Dagster assets call these and record what they return; the benchmark and the tests call them
+directly, so the data work can be timed and checked without Dagster.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from e6_assets.atomic import atomic_path
+from e6_assets.captions import CaptionCounts, count_captions, latest_row_per_id, rearrange
+from e6_assets.layout import DataLayout
+from e6_assets.meta_json import caption_entries, merge_fragments, write_fragment, write_tar_gz
+from e6_assets.partitions import SHARD_KEYS
+from e6_assets.sources import ResolvedSource
+from e6_assets.staging import StagedSource, StagingReport, stage_source
+from e6_assets.tars import TarIndex, index_problems, write_tar
+
+_COUNTS_KEY = b"e6_assets.caption_counts"
+
+
+def write_parquet(path: Path, table: pa.Table) -> None:
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def stage(source: ResolvedSource, layout: DataLayout) -> StagingReport:
+    """Bring the staged columnar copy of the source up to date (only changed files are parsed)."""
+    return stage_source(source.files, layout.staged_dir)
+
+
+def write_raw_shards(
+    source: ResolvedSource, layout: DataLayout, keys: Sequence[str]
+) -> Iterator[tuple[str, int]]:
+    """Write ``raw/NNNN.parquet`` for each shard of ``keys``; yields ``(shard, rows)`` as it goes."""
+    staged = StagedSource(source.files, layout.staged_dir)
+    for shard, rows in staged.iter_shard_tables([int(key) for key in keys]):
+        key = SHARD_KEYS[shard]
+        write_parquet(layout.raw(key), rows.drop_columns(["shard"]))
+        yield key, rows.num_rows
+
+
+def rearrange_shard(layout: DataLayout, key: str) -> CaptionCounts:
+    """De-duplicate the shard's raw rows, apply the caption rule, write ``rearranged/NNNN.parquet``."""
+    rows, duplicates = latest_row_per_id(pq.read_table(layout.raw(key)))
+    captions = rearrange(rows)
+    counts = count_captions(captions, duplicates)
+    captions = captions.replace_schema_metadata({_COUNTS_KEY: json.dumps(counts.as_dict()).encode()})
+    write_parquet(layout.rearranged(key), captions)
+    return counts
+
+
+def read_counts(layout: DataLayout, key: str) -> CaptionCounts:
+    """The caption counts stored in a rearranged shard's Parquet footer."""
+    metadata = pq.read_schema(layout.rearranged(key)).metadata or {}
+    return CaptionCounts(**json.loads(metadata[_COUNTS_KEY]))
+
+
+@dataclass(frozen=True)
+class TarResult:
+    index: TarIndex
+    non_empty_captions: int
+    problems: list[str]  # empty when the tar and its index agree with the captions
+
+
+def tar_shard(layout: DataLayout, key: str) -> TarResult:
+    """Write ``captions/NNNN.tar`` and its index, then read both back to verify them."""
+    captions = pq.read_table(layout.rearranged(key), columns=["id", "caption"])
+    captions = captions.filter(pc.not_equal(captions.column("caption"), ""))
+    ids, texts = captions.column("id").to_pylist(), captions.column("caption").to_pylist()
+    members = ((f"{post_id}.caption", text.encode()) for post_id, text in zip(ids, texts, strict=True))
+    write_tar(layout.tar(key), layout.tar_index(key), members)
+    index = TarIndex.from_json(layout.tar_index(key).read_bytes())
+    problems = index_problems(layout.tar(key), index)
+    if len(index.files) != captions.num_rows:
+        problems.insert(0, f"{len(index.files)} members for {captions.num_rows} non-empty captions")
+    return TarResult(index, captions.num_rows, problems)
+
+
+def fragment_shard(layout: DataLayout, key: str) -> int:
+    """Write the shard's ``meta_cap.json`` fragment; returns its entry count."""
+    captions = pq.read_table(layout.rearranged(key))
+    fragment = caption_entries(captions.column("id"), captions.column("caption"))
+    fragment = fragment.append_column("caption_source", captions.column("caption_source"))
+    write_fragment(layout.meta_cap_fragment(key), fragment)
+    return fragment.num_rows
+
+
+@dataclass(frozen=True)
+class MetaCapResult:
+    merged: dict[str, int]  # what the merged file holds
+    shards: CaptionCounts  # the sums of the shards' caption counts
+
+    @property
+    def totals_match(self) -> bool:
+        return all(value == getattr(self.shards, name) for name, value in self.merged.items())
+
+
+class MissingShards(RuntimeError):
+    pass
+
+
+def merge_meta_cap(layout: DataLayout) -> MetaCapResult:
+    """Write ``meta_cap.json`` and ``meta_cap.tar.gz`` from all 1000 fragments, and count both sides."""
+    missing = layout.missing_fragments()
+    if missing:
+        raise MissingShards(
+            f"{len(missing)} shards have no meta_cap fragment yet (first: {missing[0]}); "
+            "build every shard before the merged file"
+        )
+    fragments = [layout.meta_cap_fragment(key) for key in SHARD_KEYS]
+    entries = merge_fragments(fragments, layout.meta_cap_json)
+    write_tar_gz(layout.meta_cap_json, layout.meta_cap_tar_gz)
+    sources = pa.concat_tables(pq.read_table(path, columns=["caption_source"]) for path in fragments)
+    by_source = {item["values"]: item["counts"] for item in pc.value_counts(sources.column(0)).to_pylist()}
+    merged = {
+        "rows": entries,
+        "from_summary": by_source.get("summary", 0),
+        "from_tags": by_source.get("tags", 0),
+        "empty": by_source.get("empty", 0),
+    }
+    shards = sum((read_counts(layout, key) for key in SHARD_KEYS), CaptionCounts())
+    return MetaCapResult(merged, shards)
+
+
+def build(source: ResolvedSource, layout: DataLayout, keys: Sequence[str] = SHARD_KEYS) -> CaptionCounts:
+    """Every step for ``keys`` and, when all shards exist, the merged files; returns the shards' totals."""
+    stage(source, layout)
+    for _ in write_raw_shards(source, layout, keys):
+        pass
+    totals = sum((rearrange_shard(layout, key) for key in keys), CaptionCounts())
+    for key in keys:
+        result = tar_shard(layout, key)
+        if result.problems:
+            raise RuntimeError(f"shard {key}: {'; '.join(result.problems)}")
+        fragment_shard(layout, key)
+    if not layout.missing_fragments():
+        merge_meta_cap(layout)
+    return totals
