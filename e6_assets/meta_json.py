@@ -94,7 +94,9 @@ def write_tar_gz(member: Path, out_path: Path, compresslevel: int = 2) -> None:
     info.size = member.stat().st_size
     with (
         atomic_path(out_path) as tmp,
-        igzip.IGzipFile(tmp, "wb", compresslevel=compresslevel, mtime=0) as gz,
+        open(tmp, "wb") as raw,
+        # The final name goes into the gzip header, not the temporary one.
+        igzip.IGzipFile(out_path.name, "wb", compresslevel=compresslevel, fileobj=raw, mtime=0) as gz,
         tarfile.open(fileobj=gz, mode="w", copybufsize=_WRITE_CHUNK) as tar,
         open(member, "rb") as source,
     ):

@@ -17,7 +17,7 @@ def shard_key(post_id: int) -> str:
 
 def shard_number(key: str) -> int:
     """``"0042"`` -> ``42``; anything that is not one of the 1000 keys is a ``ValueError``."""
-    if len(key) != 4 or not key.isdigit():
+    if len(key) != 4 or not key.isdigit() or int(key) >= SHARD_COUNT:
         raise ValueError(f"unknown shard key {key!r}: expected four digits, 0000 to {SHARD_COUNT - 1:04d}")
     return int(key)
 
