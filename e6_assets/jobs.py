@@ -5,12 +5,10 @@ from __future__ import annotations
 import dagster as dg
 
 from e6_assets.assets import MERGED_ASSETS, PER_SHARD_ASSETS
-from e6_assets.partitions import SHARDS
 
 build_shards = dg.define_asset_job(
     "build_shards",
     selection=dg.AssetSelection.assets(*PER_SHARD_ASSETS),
-    partitions_def=SHARDS,
     description="Every per-shard asset for the chosen shards; launch a range as a backfill for one run.",
 )
 merge_meta = dg.define_asset_job(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -11,6 +12,9 @@ import pytest
 from e6_assets.sample import write_sample
 
 SAMPLE_ROWS = 3_000
+
+# The Hub is never reached from the tests: huggingface_hub reads this once, when first imported.
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
