@@ -125,7 +125,7 @@ def build(args: argparse.Namespace) -> int:
 def ui(args: argparse.Namespace) -> int:
     _apply_settings(args)
     instance_home()
-    os.execvp("dagster", ["dagster", "dev", "-h", args.host, "-p", str(args.port)])
+    os.execv(sys.executable, [sys.executable, "-m", "dagster", "dev", "-h", args.host, "-p", str(args.port)])
     return 0  # pragma: no cover
 
 
