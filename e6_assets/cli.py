@@ -110,6 +110,8 @@ def build(args: argparse.Namespace) -> int:
         f"captions from summaries: {totals.from_summary}, from tags: {totals.from_tags}, "
         f"empty: {totals.empty}, duplicates dropped: {totals.duplicates_dropped}"
     )
+    if args.no_merge:
+        return 0
     missing = layout.missing_fragments()
     if missing:
         print(f"merged files not rebuilt: {len(missing)} shards are not built yet (first: {missing[0]})")
@@ -151,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     build_cmd = commands.add_parser("build", help="materialize a range of shards, then the merged files")
     build_cmd.add_argument(
         "--shards", default="0000...0999", help="a shard or a range, e.g. 0042 or 0000...0999"
+    )
+    build_cmd.add_argument(
+        "--no-merge", action="store_true", help="build the shards only, not the merged files"
     )
     settings(build_cmd)
     build_cmd.set_defaults(func=build)

@@ -1,0 +1,180 @@
+"""Benchmark the build on a synthetic source of a given size.
+
+Generates a source with the sample generator (``--rows``; full scale is 4,400,000), runs each step of
+the build as its own process and prints per-stage wall time, rows per second and peak resident memory;
+then the same build through Dagster on a SQLite instance (``e6-assets build``), a rerun of one shard
+after a change to it, and the card's approach (``card_baseline.py``) on a smaller source, with the ratio.
+
+    python benchmarks/run_benchmark.py --rows 4400000 --work /tmp/e6-bench --baseline-rows 440000
+
+Figures are whole-process: wall clock from start to exit, peak RSS from the kernel's accounting of
+that process (``wait4``), as ``/usr/bin/time -v`` reports them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+STEPS = ["stage", "raw", "rearrange", "tars", "fragments", "merge"]
+RERUN_SHARD = "0042"
+
+
+@dataclass
+class Measure:
+    name: str
+    wall_s: float
+    peak_rss_mb: float
+    rows: int | None = None
+
+    @property
+    def rows_per_s(self) -> float | None:
+        return self.rows / self.wall_s if self.rows and self.wall_s else None
+
+
+LOG = Path("benchmark.log")
+
+
+def measure(name: str, command: list[str], rows: int | None = None, env: dict | None = None) -> Measure:
+    """Run ``command`` to completion; its wall time and the peak RSS of that process."""
+    with open(LOG, "a") as log:
+        log.write(f"\n$ {' '.join(command)}\n")
+        log.flush()
+        started = time.perf_counter()
+        process = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=log, stderr=log)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{name} failed (see {LOG}): {' '.join(command)}")
+    result = Measure(name, wall, usage.ru_maxrss / 1024, rows)
+    rate = f", {result.rows_per_s:,.0f} rows/s" if result.rows_per_s else ""
+    print(f"  {name:<28} {wall:8.1f} s  {result.peak_rss_mb:8.0f} MB peak{rate}", flush=True)
+    return result
+
+
+def ensure_source(work: Path, rows: int) -> Path:
+    folder = work / f"source-{rows}"
+    if not (folder / ".complete").exists():
+        print(f"generating a synthetic source of {rows:,} rows in {folder} ...", flush=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        measure("generate (not part of the build)", [sys.executable, "-m", "e6_assets.cli", "sample",
+                                                     "--out", str(folder), "--rows", str(rows)])  # fmt: skip
+        (folder / ".complete").touch()
+    return folder
+
+
+def pipeline_steps(source: Path, data: Path, rows: int) -> list[Measure]:
+    shutil.rmtree(data, ignore_errors=True)
+    return [
+        measure(step, [sys.executable, str(HERE / "stage.py"), step, str(source), str(data)], rows)
+        for step in STEPS
+    ]
+
+
+def change_one_shard(source: Path, shard: str) -> None:
+    """Append a corrected row for a post of ``shard`` to the newest month, as an upstream fix would."""
+    newest = sorted(source.glob("*_grouped.jsonl"))[-1]
+    post_id = 1000 * 7 + int(shard)
+    row = {
+        "id": post_id,
+        "tags": "fox",
+        "response_finish_reason": "STOP",
+        "regular_summary": "A corrected caption.",
+    }
+    with open(newest, "a", encoding="utf-8") as handle:
+        handle.write("\n" + json.dumps(row))
+
+
+def dagster_build(source: Path, data: Path, home: Path, shards: str, name: str, rows: int | None) -> Measure:
+    home.mkdir(parents=True, exist_ok=True)
+    env = {"DAGSTER_HOME": str(home), "E6_SOURCE": str(source), "E6_DATA_DIR": str(data)}
+    command = [sys.executable, "-m", "e6_assets.cli", "build", "--shards", shards]
+    return measure(name, command, rows, env)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=4_400_000)
+    parser.add_argument(
+        "--baseline-rows", type=int, default=0, help="also run the card's approach at this size"
+    )
+    parser.add_argument("--work", type=Path, default=Path("bench-work"))
+    parser.add_argument("--skip-dagster", action="store_true")
+    parser.add_argument("--json", type=Path, help="write the figures here as JSON")
+    args = parser.parse_args()
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    global LOG
+    LOG = work / "benchmark.log"
+    results: dict = {"rows": args.rows, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                     "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}  # fmt: skip
+
+    source = ensure_source(work, args.rows)
+    results["source_bytes"] = sum(path.stat().st_size for path in source.glob("*.jsonl"))
+    print(f"\nbuild steps, {args.rows:,} rows, {results['source_bytes'] / 1e9:.2f} GB of JSONL:")
+    steps = pipeline_steps(source, work / "data", args.rows)
+    total = sum(step.wall_s for step in steps)
+    print(f"  {'total (data work)':<28} {total:8.1f} s  {max(s.peak_rss_mb for s in steps):8.0f} MB peak")
+    results["steps"] = [asdict(step) for step in steps]
+    results["pipeline_total_s"] = total
+
+    if not args.skip_dagster:
+        print("\nthrough Dagster (e6-assets build, SQLite instance, all 1000 shards + merged files):")
+        shutil.rmtree(work / "dagster-data", ignore_errors=True)
+        shutil.rmtree(work / "dagster-home", ignore_errors=True)
+        full = dagster_build(source, work / "dagster-data", work / "dagster-home", "0000...0999", "e6-assets build",
+                             args.rows)  # fmt: skip
+        print(f"  Dagster's share: {full.wall_s - total:.1f} s of {full.wall_s:.1f} s")
+        results["dagster"] = {**asdict(full), "dagster_share_s": full.wall_s - total}
+
+    print(f"\nrerun of shard {RERUN_SHARD} after a change to it in the newest month file:")
+    rerun_source = work / "rerun-source"
+    shutil.rmtree(rerun_source, ignore_errors=True)
+    shutil.copytree(source, rerun_source)
+    shutil.rmtree(work / "rerun-data", ignore_errors=True)
+    shutil.copytree(work / "data", work / "rerun-data")  # copies keep mtimes: staged files stay current
+    change_one_shard(rerun_source, RERUN_SHARD)
+    step = [sys.executable, str(HERE / "stage.py")]
+    rerun = measure(f"shard {RERUN_SHARD}, every step", [*step, "shard", str(rerun_source), str(work / "rerun-data"),
+                                                        RERUN_SHARD])  # fmt: skip
+    merge = measure("merged files after it", [*step, "merge", str(rerun_source), str(work / "rerun-data")])
+    results["rerun"] = {"shard": asdict(rerun), "merge": asdict(merge)}
+    if not args.skip_dagster:
+        env = {"DAGSTER_HOME": str(work / "dagster-home"), "E6_SOURCE": str(rerun_source),
+               "E6_DATA_DIR": str(work / "dagster-data")}  # fmt: skip
+        command = [sys.executable, "-m", "e6_assets.cli", "build", "--shards", RERUN_SHARD, "--no-merge"]
+        results["rerun"]["dagster"] = asdict(
+            measure(f"e6-assets build --shards {RERUN_SHARD}", command, env=env)
+        )
+
+    if args.baseline_rows:
+        print(f"\nthe card's approach against this build, {args.baseline_rows:,} rows:")
+        small = ensure_source(work, args.baseline_rows)
+        shutil.rmtree(work / "baseline-out", ignore_errors=True)
+        baseline = measure("card approach", [sys.executable, str(HERE / "card_baseline.py"), str(small),
+                                             str(work / "baseline-out")], args.baseline_rows)  # fmt: skip
+        ours = pipeline_steps(small, work / "baseline-ours", args.baseline_rows)
+        ours_total = sum(step.wall_s for step in ours)
+        ratio = baseline.wall_s / ours_total
+        print(f"  this build: {ours_total:.1f} s, {max(s.peak_rss_mb for s in ours):.0f} MB peak; "
+              f"the card's approach takes {ratio:.1f}x as long")  # fmt: skip
+        results["baseline"] = {"card": asdict(baseline), "ours_s": ours_total,
+                               "ours_peak_rss_mb": max(s.peak_rss_mb for s in ours), "ratio": ratio}  # fmt: skip
+
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
