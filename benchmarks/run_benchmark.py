@@ -66,8 +66,10 @@ def ensure_source(work: Path, rows: int) -> Path:
     if not (folder / ".complete").exists():
         print(f"generating a synthetic source of {rows:,} rows in {folder} ...", flush=True)
         shutil.rmtree(folder, ignore_errors=True)
-        measure("generate (not part of the build)", [sys.executable, "-m", "e6_assets.cli", "sample",
-                                                     "--out", str(folder), "--rows", str(rows)])  # fmt: skip
+        measure(
+            "generate (not part of the build)",
+            [sys.executable, "-m", "e6_assets.cli", "sample", "--out", str(folder), "--rows", str(rows)],
+        )
         (folder / ".complete").touch()
     return folder
 
@@ -117,8 +119,12 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     global LOG
     LOG = work / "benchmark.log"
-    results: dict = {"rows": args.rows, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-                     "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}  # fmt: skip
+    results: dict = {
+        "rows": args.rows,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
 
     source = ensure_source(work, args.rows)
     results["source_bytes"] = sum(path.stat().st_size for path in source.glob("*.jsonl"))
@@ -133,8 +139,9 @@ def main() -> None:
         print("\nthrough Dagster (e6-assets build, SQLite instance, all 1000 shards + merged files):")
         shutil.rmtree(work / "dagster-data", ignore_errors=True)
         shutil.rmtree(work / "dagster-home", ignore_errors=True)
-        full = dagster_build(source, work / "dagster-data", work / "dagster-home", "0000...0999", "e6-assets build",
-                             args.rows)  # fmt: skip
+        full = dagster_build(
+            source, work / "dagster-data", work / "dagster-home", "0000...0999", "e6-assets build", args.rows
+        )
         print(f"  Dagster's share: {full.wall_s - total:.1f} s of {full.wall_s:.1f} s")
         results["dagster"] = {**asdict(full), "dagster_share_s": full.wall_s - total}
 
@@ -146,13 +153,18 @@ def main() -> None:
     shutil.copytree(work / "data", work / "rerun-data")  # copies keep mtimes: staged files stay current
     change_one_shard(rerun_source, RERUN_SHARD)
     step = [sys.executable, str(HERE / "stage.py")]
-    rerun = measure(f"shard {RERUN_SHARD}, every step", [*step, "shard", str(rerun_source), str(work / "rerun-data"),
-                                                        RERUN_SHARD])  # fmt: skip
+    rerun = measure(
+        f"shard {RERUN_SHARD}, every step",
+        [*step, "shard", str(rerun_source), str(work / "rerun-data"), RERUN_SHARD],
+    )
     merge = measure("merged files after it", [*step, "merge", str(rerun_source), str(work / "rerun-data")])
     results["rerun"] = {"shard": asdict(rerun), "merge": asdict(merge)}
     if not args.skip_dagster:
-        env = {"DAGSTER_HOME": str(work / "dagster-home"), "E6_SOURCE": str(rerun_source),
-               "E6_DATA_DIR": str(work / "dagster-data")}  # fmt: skip
+        env = {
+            "DAGSTER_HOME": str(work / "dagster-home"),
+            "E6_SOURCE": str(rerun_source),
+            "E6_DATA_DIR": str(work / "dagster-data"),
+        }
         command = [sys.executable, "-m", "e6_assets.cli", "build", "--shards", RERUN_SHARD, "--no-merge"]
         results["rerun"]["dagster"] = asdict(
             measure(f"e6-assets build --shards {RERUN_SHARD}", command, env=env)
@@ -162,15 +174,24 @@ def main() -> None:
         print(f"\nthe card's approach against this build, {args.baseline_rows:,} rows:")
         small = ensure_source(work, args.baseline_rows)
         shutil.rmtree(work / "baseline-out", ignore_errors=True)
-        baseline = measure("card approach", [sys.executable, str(HERE / "card_baseline.py"), str(small),
-                                             str(work / "baseline-out")], args.baseline_rows)  # fmt: skip
+        baseline = measure(
+            "card approach",
+            [sys.executable, str(HERE / "card_baseline.py"), str(small), str(work / "baseline-out")],
+            args.baseline_rows,
+        )
         ours = pipeline_steps(small, work / "baseline-ours", args.baseline_rows)
         ours_total = sum(step.wall_s for step in ours)
         ratio = baseline.wall_s / ours_total
-        print(f"  this build: {ours_total:.1f} s, {max(s.peak_rss_mb for s in ours):.0f} MB peak; "
-              f"the card's approach takes {ratio:.1f}x as long")  # fmt: skip
-        results["baseline"] = {"card": asdict(baseline), "ours_s": ours_total,
-                               "ours_peak_rss_mb": max(s.peak_rss_mb for s in ours), "ratio": ratio}  # fmt: skip
+        print(
+            f"  this build: {ours_total:.1f} s, {max(s.peak_rss_mb for s in ours):.0f} MB peak; "
+            f"the card's approach takes {ratio:.1f}x as long"
+        )
+        results["baseline"] = {
+            "card": asdict(baseline),
+            "ours_s": ours_total,
+            "ours_peak_rss_mb": max(s.peak_rss_mb for s in ours),
+            "ratio": ratio,
+        }
 
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

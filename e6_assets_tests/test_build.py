@@ -112,8 +112,9 @@ def test_ranged_run_records_numbers_and_checks_per_shard(e6_env, instance):
 
 
 def test_merged_asset_refuses_until_every_shard_is_built(e6_env, instance):
-    result = dg.materialize(ALL_ASSETS, selection=MERGED_ASSETS, instance=instance, resources=resources(),
-                            raise_on_error=False)  # fmt: skip
+    result = dg.materialize(
+        ALL_ASSETS, selection=MERGED_ASSETS, instance=instance, resources=resources(), raise_on_error=False
+    )
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "1000 shards have no meta_cap fragment yet" in str(failure.step_failure_data.error.message)
@@ -125,8 +126,9 @@ def test_bad_line_fails_the_run_naming_file_and_line_and_keeps_built_shards(
     source = tmp_path / "source"
     shutil.copytree(sample_dir, source)
     monkeypatch.setenv("E6_SOURCE", str(source))
-    assert dg.materialize(PER_SHARD_ASSETS, instance=instance, tags=range_tags("0000", "0003"),
-                          resources=resources()).success  # fmt: skip
+    assert dg.materialize(
+        PER_SHARD_ASSETS, instance=instance, tags=range_tags("0000", "0003"), resources=resources()
+    ).success
     layout = DataLayout(e6_env)
     before = {
         path: path.read_bytes()
@@ -138,8 +140,13 @@ def test_bad_line_fails_the_run_naming_file_and_line_and_keeps_built_shards(
     lines = bad.read_bytes().split(b"\n")
     lines[4] = b'{"id": 12345, "tags": 7}'
     bad.write_bytes(b"\n".join(lines))
-    result = dg.materialize(PER_SHARD_ASSETS, instance=instance, tags=range_tags("0000", "0003"),
-                            resources=resources(), raise_on_error=False)  # fmt: skip
+    result = dg.materialize(
+        PER_SHARD_ASSETS,
+        instance=instance,
+        tags=range_tags("0000", "0003"),
+        resources=resources(),
+        raise_on_error=False,
+    )
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert '2015-06_grouped.jsonl:5: id 12345: "tags" is neither a string nor null' in str(

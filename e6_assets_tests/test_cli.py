@@ -51,10 +51,20 @@ def test_build_from_the_hub_cache_records_runs_in_the_instance(tmp_path, sample_
     home = tmp_path / "home"
     home.mkdir()
     result = _run(
-        ["build", "--source", "hf://datasets/lodestones/e621-captions@main", "--shards", "0100...0104",
-         "--data-dir", str(tmp_path / "data")],
-        tmp_path, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(cache), DAGSTER_HOME=str(home),
-    )  # fmt: skip
+        [
+            "build",
+            "--source",
+            "hf://datasets/lodestones/e621-captions@main",
+            "--shards",
+            "0100...0104",
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        tmp_path,
+        HF_HUB_OFFLINE="1",
+        HF_HUB_CACHE=str(cache),
+        DAGSTER_HOME=str(home),
+    )
     assert result.returncode == 0, result.stderr
     assert f"source: hf://datasets/lodestones/e621-captions@{COMMIT}" in result.stdout
     assert "shards: 5 (0100...0104), rows:" in result.stdout
@@ -71,7 +81,10 @@ def test_failed_build_exits_non_zero_naming_the_bad_line(tmp_path):
     source = tmp_path / "source"
     source.mkdir()
     (source / "2020-01_grouped.jsonl").write_text('{"id": 1, "tags": "a"}\n{"id": "two"}\n')
-    result = _run(["build", "--source", str(source), "--shards", "0001", "--data-dir", str(tmp_path / "d")],
-                  tmp_path, DAGSTER_HOME=str(tmp_path))  # fmt: skip
+    result = _run(
+        ["build", "--source", str(source), "--shards", "0001", "--data-dir", str(tmp_path / "d")],
+        tmp_path,
+        DAGSTER_HOME=str(tmp_path),
+    )
     assert result.returncode == 1
     assert "2020-01_grouped.jsonl:2: \"id\" is not an integer: 'two'" in result.stderr

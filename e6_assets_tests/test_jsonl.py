@@ -20,11 +20,23 @@ def test_reads_used_fields_and_ignores_others_of_any_type(tmp_path):
         b' "regular_summary": "r", "brief_summary": "b"}\n',
     )
     assert read_month_file(path).to_pylist() == [
-        {"id": 1, "tags": "a b", "regular_summary": None, "brief_summary": None,
-         "response_finish_reason": None, "line": 1},
-        {"id": 2, "tags": "c", "regular_summary": "r", "brief_summary": "b",
-         "response_finish_reason": "STOP", "line": 2},
-    ]  # fmt: skip
+        {
+            "id": 1,
+            "tags": "a b",
+            "regular_summary": None,
+            "brief_summary": None,
+            "response_finish_reason": None,
+            "line": 1,
+        },
+        {
+            "id": 2,
+            "tags": "c",
+            "regular_summary": "r",
+            "brief_summary": "b",
+            "response_finish_reason": "STOP",
+            "line": 2,
+        },
+    ]
 
 
 def test_last_line_without_newline_crlf_and_blank_lines_are_read(tmp_path):
