@@ -10,7 +10,7 @@ from pathlib import Path
 
 from e6_assets import pipeline
 from e6_assets.layout import DataLayout
-from e6_assets.partitions import SHARD_KEYS
+from e6_assets.shards import SHARD_KEYS
 from e6_assets.sources import resolve_local
 
 

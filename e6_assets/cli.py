@@ -11,7 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from e6_assets.partitions import SHARD_KEYS, parse_shard_range
+from e6_assets.shards import SHARD_KEYS, parse_shard_range
 from e6_assets.sources import SourceNotFound
 
 DEFAULT_HOME = ".dagster_home"

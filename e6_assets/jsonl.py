@@ -23,8 +23,8 @@ SOURCE_SCHEMA = pa.schema(
 _PARSE_OPTIONS = pa_json.ParseOptions(
     explicit_schema=SOURCE_SCHEMA, unexpected_field_behavior="ignore", newlines_in_values=False
 )
-# One JSON line must fit in a block; real rows are a few kB, nested parts included.
-_READ_OPTIONS = pa_json.ReadOptions(block_size=32 << 20)
+# Blocks are parsed in parallel; a line longer than a block is retried with one block for the file.
+_BLOCK_BYTES = 1 << 20
 
 
 class SourceError(ValueError):
@@ -51,17 +51,25 @@ def read_month_file(path: Path) -> pa.Table:
     if not line_numbers:
         return SOURCE_SCHEMA.empty_table().append_column("line", pa.array([], pa.int32()))
     try:
-        table = pa_json.read_json(
-            pa.BufferReader(data), read_options=_READ_OPTIONS, parse_options=_PARSE_OPTIONS
-        )
+        table = _parse(data, _BLOCK_BYTES)
     except pa.ArrowInvalid as error:
-        raise _first_bad_line(path.name, data, str(error)) from None
+        if "straddling" not in str(error):
+            raise _first_bad_line(path.name, data, str(error)) from None
+        try:
+            table = _parse(data, len(data) + 1)
+        except pa.ArrowInvalid as error:
+            raise _first_bad_line(path.name, data, str(error)) from None
     if table.num_rows != len(line_numbers):  # pragma: no cover - the two parsers disagree on a line
         raise _first_bad_line(path.name, data)
     table = table.append_column("line", pa.array(line_numbers, pa.int32()))
     if table.column("id").null_count:
         raise _first_bad_line(path.name, data)
     return table
+
+
+def _parse(data: bytes, block_size: int) -> pa.Table:
+    options = pa_json.ReadOptions(block_size=block_size)
+    return pa_json.read_json(pa.BufferReader(data), read_options=options, parse_options=_PARSE_OPTIONS)
 
 
 def _non_blank_line_numbers(data: bytes) -> list[int]:

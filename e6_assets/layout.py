@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from e6_assets.partitions import SHARD_KEYS
+from e6_assets.shards import SHARD_KEYS
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,18 @@ from e6_assets.atomic import atomic_path
 from e6_assets.captions import CaptionCounts, count_captions, latest_row_per_id, rearrange
 from e6_assets.layout import DataLayout
 from e6_assets.meta_json import caption_entries, merge_fragments, write_fragment, write_tar_gz
-from e6_assets.partitions import SHARD_KEYS
+from e6_assets.shards import SHARD_KEYS
 from e6_assets.sources import ResolvedSource
 from e6_assets.staging import StagedSource, StagingReport, stage_source
 from e6_assets.tars import TarIndex, index_problems, write_tar
 
 _COUNTS_KEY = b"e6_assets.caption_counts"
+
+
+def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """One small Parquet file (``ParquetFile.read`` is ~8x cheaper than ``read_table`` for these)."""
+    with pq.ParquetFile(path) as handle:
+        return handle.read(columns=columns)
 
 
 def write_parquet(path: Path, table: pa.Table) -> None:
@@ -50,7 +56,7 @@ def write_raw_shards(
 
 def rearrange_shard(layout: DataLayout, key: str) -> CaptionCounts:
     """De-duplicate the shard's raw rows, apply the caption rule, write ``rearranged/NNNN.parquet``."""
-    rows, duplicates = latest_row_per_id(pq.read_table(layout.raw(key)))
+    rows, duplicates = latest_row_per_id(read_parquet(layout.raw(key)))
     captions = rearrange(rows)
     counts = count_captions(captions, duplicates)
     captions = captions.replace_schema_metadata({_COUNTS_KEY: json.dumps(counts.as_dict()).encode()})
@@ -73,7 +79,7 @@ class TarResult:
 
 def tar_shard(layout: DataLayout, key: str) -> TarResult:
     """Write ``captions/NNNN.tar`` and its index, then read both back to verify them."""
-    captions = pq.read_table(layout.rearranged(key), columns=["id", "caption"])
+    captions = read_parquet(layout.rearranged(key), ["id", "caption"])
     captions = captions.filter(pc.not_equal(captions.column("caption"), ""))
     ids, texts = captions.column("id").to_pylist(), captions.column("caption").to_pylist()
     members = ((f"{post_id}.caption", text.encode()) for post_id, text in zip(ids, texts, strict=True))
@@ -87,7 +93,7 @@ def tar_shard(layout: DataLayout, key: str) -> TarResult:
 
 def fragment_shard(layout: DataLayout, key: str) -> int:
     """Write the shard's ``meta_cap.json`` fragment; returns its entry count."""
-    captions = pq.read_table(layout.rearranged(key))
+    captions = read_parquet(layout.rearranged(key))
     fragment = caption_entries(captions.column("id"), captions.column("caption"))
     fragment = fragment.append_column("caption_source", captions.column("caption_source"))
     write_fragment(layout.meta_cap_fragment(key), fragment)
@@ -119,7 +125,7 @@ def merge_meta_cap(layout: DataLayout) -> MetaCapResult:
     fragments = [layout.meta_cap_fragment(key) for key in SHARD_KEYS]
     entries = merge_fragments(fragments, layout.meta_cap_json)
     write_tar_gz(layout.meta_cap_json, layout.meta_cap_tar_gz)
-    sources = pa.concat_tables(pq.read_table(path, columns=["caption_source"]) for path in fragments)
+    sources = pa.concat_tables(read_parquet(path, ["caption_source"]) for path in fragments)
     by_source = {item["values"]: item["counts"] for item in pc.value_counts(sources.column(0)).to_pylist()}
     merged = {
         "rows": entries,

@@ -1,28 +1,30 @@
 """A columnar copy of the source, one Parquet file per monthly file, rows ordered by shard.
 
-Parsing 7 GB of JSONL is the most expensive step of a build, so it happens once per source file:
-a file is staged again only when its size or modification time changes. Reading a range of shards
-then touches only the row groups of that range (their statistics on ``shard`` let Parquet skip the
-rest), so rebuilding one shard does not rescan the JSONL.
+Parsing the JSONL is the most expensive step of a build, so it happens once per source file: a file
+is staged again only when its size or modification time changes. Each staged file holds one row group
+per block of ``BLOCK_SHARDS`` shards, so reading a block of shards reads one row group of each file,
+and rebuilding one shard reads ``BLOCK_SHARDS / 1000`` of the staged data instead of rescanning the
+JSONL.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.dataset as pa_ds
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from e6_assets.atomic import atomic_path
 from e6_assets.jsonl import read_month_file
-from e6_assets.partitions import SHARD_COUNT
+from e6_assets.shards import SHARD_COUNT
 
-STAGE_FORMAT = "1"  # bump when the staged layout changes: every file is staged again
-ROW_GROUP_ROWS = 2048
+STAGE_FORMAT = "2"  # bump when the staged layout changes: every file is staged again
+BLOCK_SHARDS = 50  # shards per row group: 20 row groups per staged file
 _FINGERPRINT_KEY = b"e6_assets.source_fingerprint"
 
 RAW_SCHEMA = pa.schema(
@@ -75,8 +77,10 @@ def stage_file(source: Path, staged: Path) -> int:
         .sort_by([("shard", "ascending"), ("line", "ascending")])
     )
     table = table.replace_schema_metadata({_FINGERPRINT_KEY: _fingerprint(source).encode()})
-    with atomic_path(staged) as tmp:
-        pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS, compression="zstd")
+    bounds = np.searchsorted(table.column("shard").to_numpy(), range(0, SHARD_COUNT + 1, BLOCK_SHARDS))
+    with atomic_path(staged) as tmp, pq.ParquetWriter(tmp, table.schema, compression="zstd") as writer:
+        for lo, hi in itertools.pairwise(bounds.tolist()):
+            writer.write_table(table.slice(lo, hi - lo), row_group_size=max(1, hi - lo))
     return table.num_rows
 
 
@@ -94,30 +98,29 @@ def stage_source(files: Sequence[Path], stage_dir: Path) -> StagingReport:
 
 
 class StagedSource:
-    """Reads ranges of shards from the staged copies of the given source files."""
+    """Reads blocks of shards from the staged copies of the given source files."""
 
     def __init__(self, files: Sequence[Path], stage_dir: Path):
-        self._paths = [str(_staged_path(stage_dir, source)) for source in files]
-        self._dataset = pa_ds.dataset(self._paths, schema=RAW_SCHEMA, format="parquet") if files else None
+        self._paths = [_staged_path(stage_dir, source) for source in files]
 
-    def read_shards(self, first: int, last: int) -> pa.Table:
-        """All source rows of shards ``first..last`` (inclusive), ordered by shard, file, line."""
-        if self._dataset is None:
-            return RAW_SCHEMA.empty_table()
-        expression = (pa_ds.field("shard") >= first) & (pa_ds.field("shard") <= last)
-        table = self._dataset.to_table(filter=expression)
-        return table.sort_by([("shard", "ascending"), ("source_file", "ascending"), ("line", "ascending")])
+    def read_block(self, block: int, shards: Sequence[int] | None = None) -> pa.Table:
+        """The rows of one block of shards (of ``shards`` only, if given), by shard, file and line."""
+        parts = []
+        for path in self._paths:  # file name order, each file ordered by shard then line
+            with pq.ParquetFile(path) as staged:
+                parts.append(staged.read_row_group(block))
+        table = pa.concat_tables(parts) if parts else RAW_SCHEMA.empty_table()
+        if shards is not None:
+            table = table.filter(pc.is_in(table.column("shard"), pa.array(shards, pa.int16())))
+        # Arrow's sort is stable: within a shard, rows stay in file order, then line order.
+        return table.take(pc.sort_indices(table, [("shard", "ascending")]))
 
-    def iter_shard_tables(self, shards: Sequence[int], block: int = 50) -> Iterator[tuple[int, pa.Table]]:
-        """Yield ``(shard, rows)`` for each of ``shards`` (ascending), reading ``block`` shards at a time.
-
-        Reading a block at once keeps the number of Parquet reads small in a full build while the
-        memory held stays around ``block / 1000`` of the source.
-        """
+    def iter_shard_tables(self, shards: Sequence[int]) -> Iterator[tuple[int, pa.Table]]:
+        """Yield ``(shard, rows)`` for each of ``shards``, ascending, reading one block at a time."""
         wanted = sorted(set(shards))
-        for start in range(0, len(wanted), block):
-            chunk = wanted[start : start + block]
-            table = self.read_shards(chunk[0], chunk[-1])
+        for block, group in itertools.groupby(wanted, key=lambda shard: shard // BLOCK_SHARDS):
+            chunk = list(group)
+            table = self.read_block(block, None if len(chunk) == BLOCK_SHARDS else chunk)
             bounds = _shard_bounds(table.column("shard").to_numpy(), chunk)
             for shard, (lo, hi) in zip(chunk, bounds, strict=True):
                 yield shard, table.slice(lo, hi - lo)

@@ -13,7 +13,7 @@ from e6_assets import pipeline
 from e6_assets.assets import ALL_ASSETS, MERGED_ASSETS, PER_SHARD_ASSETS
 from e6_assets.definitions import resources
 from e6_assets.layout import DataLayout
-from e6_assets.partitions import SHARD_KEYS, shard_key
+from e6_assets.shards import SHARD_KEYS, shard_key
 from e6_assets.sources import resolve_local
 from e6_assets_tests.conftest import range_tags
 from e6_assets_tests.reference import card_caption, card_meta_cap, latest_rows
