@@ -49,8 +49,9 @@ def caption_entries(ids: pa.Array, captions: pa.Array) -> pa.Table:
 
 
 def write_fragment(path: Path, fragment: pa.Table) -> None:
+    # Small row groups: the merge holds one row group of each of the 1000 open fragments at a time.
     with atomic_path(path) as tmp:
-        pq.write_table(fragment, tmp, compression="zstd")
+        pq.write_table(fragment, tmp, compression="zstd", row_group_size=_BATCH_ROWS)
 
 
 def _fragment_entries(path: Path) -> Iterator[tuple[int, str]]:

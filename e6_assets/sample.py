@@ -8,6 +8,7 @@ month, an empty month, and a last file without a final newline. Nothing in it is
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,18 +121,26 @@ def generate_rows(rows: int, seed: int = DEFAULT_SEED) -> Iterator[tuple[str, di
 
 
 def write_sample(folder: Path, rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> list[Path]:
-    """Write the sample's monthly files into ``folder`` (each atomically) and return their paths."""
+    """Write the sample's monthly files into ``folder`` (each atomically) and return their paths.
+
+    Months are generated in order, so only one month's lines are held in memory at a time.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    by_month: dict[str, list[bytes]] = {month: [] for month in months()}
-    for month, row in generate_rows(rows, seed):
-        by_month[month].append(orjson.dumps(row))
-    last = months()[-1]
-    for month, lines in by_month.items():
-        data = b"\n".join(lines)
-        if lines and month != last:
-            data += b"\n"  # the last file lacks its final newline, as real files sometimes do
-        atomic_write_bytes(folder / f"{month}_grouped.jsonl", data)
+    all_months = months()
+    written = set()
+    for month, pairs in itertools.groupby(generate_rows(rows, seed), key=lambda pair: pair[0]):
+        _write_month(folder, month, [orjson.dumps(row) for _, row in pairs], last=month == all_months[-1])
+        written.add(month)
+    for month in set(all_months) - written:  # months without rows (the empty month) are still written
+        _write_month(folder, month, [], last=month == all_months[-1])
     return month_files_in(folder)
+
+
+def _write_month(folder: Path, month: str, lines: list[bytes], last: bool) -> None:
+    data = b"\n".join(lines)
+    if lines and not last:
+        data += b"\n"  # the last file lacks its final newline, as real files sometimes do
+    atomic_write_bytes(folder / f"{month}_grouped.jsonl", data)
 
 
 def resolve_sample(data_dir: Path, rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> ResolvedSource:
