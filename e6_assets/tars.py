@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
+
 from e6_assets.atomic import atomic_write_bytes
 
 BLOCK = tarfile.BLOCKSIZE  # 512
@@ -28,19 +30,30 @@ def _header_template() -> bytes:
 
 
 _TEMPLATE = _header_template()
-_TEMPLATE_SUM = sum(_TEMPLATE)
+# The header is joined from its fixed parts around the two fields that vary, name and size; the
+# checksum is the template's, adjusted by the bytes of those two fields.
+_MODE_TO_GID, _MTIME, _AFTER_CHKSUM = _TEMPLATE[100:124], _TEMPLATE[136:148], _TEMPLATE[156:]
+_NAME_PADDING = [b"\0" * (100 - length) for length in range(101)]
+_CHECKSUM_BASE = sum(_TEMPLATE) - sum(_TEMPLATE[_NAME]) - sum(_TEMPLATE[_SIZE])
 
 
 def member_header(name: str, size: int) -> bytes:
     encoded = name.encode("ascii")
     if len(encoded) >= 100 or size >= 8**11:
         raise ValueError(f"member {name!r} of {size} bytes needs a PAX header; captions never do")
-    header = bytearray(_TEMPLATE)
-    header[: len(encoded)] = encoded
-    header[_SIZE] = b"%011o\0" % size
-    checksum = _TEMPLATE_SUM + sum(encoded) + sum(header[_SIZE]) - sum(_TEMPLATE[_SIZE])
-    header[_CHKSUM] = b"%06o\0 " % checksum
-    return bytes(header)
+    size_field = b"%011o\0" % size
+    checksum = _CHECKSUM_BASE + sum(encoded) + sum(size_field)
+    return b"".join(
+        (
+            encoded,
+            _NAME_PADDING[len(encoded)],
+            _MODE_TO_GID,
+            size_field,
+            _MTIME,
+            b"%06o\0 " % checksum,
+            _AFTER_CHKSUM,
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -60,7 +73,7 @@ class TarIndex:
 
     @classmethod
     def from_json(cls, data: bytes) -> TarIndex:
-        return cls(**json.loads(data))
+        return cls(**orjson.loads(data))
 
 
 def build_tar(members: Iterable[tuple[str, bytes]]) -> tuple[bytes, TarIndex]:
@@ -97,7 +110,7 @@ def write_tar(tar_path: Path, index_path: Path, members: Iterable[tuple[str, byt
 
 def index_problems(tar_path: Path, index: TarIndex) -> list[str]:
     """Ways in which ``index`` does not describe the tar on disk (empty when it does)."""
-    data = tar_path.read_bytes()
+    data = memoryview(tar_path.read_bytes())
     problems = []
     if len(data) != index.filesize:
         problems.append(f"filesize {index.filesize} != {len(data)} bytes on disk")
@@ -107,9 +120,9 @@ def index_problems(tar_path: Path, index: TarIndex) -> list[str]:
     for name, entry in index.files.items():
         offset, size = int(entry["offset"]), int(entry["size"])
         header = data[offset - BLOCK : offset]
-        if offset != expected_next or header[_NAME].rstrip(b"\0").decode("ascii", "replace") != name:
+        if offset != expected_next or bytes(header[_NAME]).rstrip(b"\0").decode("ascii", "replace") != name:
             problems.append(f"member {name} is not at offset {offset}")
-        elif int(header[_SIZE].rstrip(b"\0 ") or b"0", 8) != size:
+        elif int(bytes(header[_SIZE]).rstrip(b"\0 ") or b"0", 8) != size:
             problems.append(f"member {name} is not {size} bytes")
         elif hashlib.sha256(data[offset : offset + size]).hexdigest() != entry["sha256"]:
             problems.append(f"member {name} does not match its sha256")
