@@ -40,6 +40,8 @@ def _apply_settings(args: argparse.Namespace) -> None:
         os.environ["E6_SOURCE"] = f"sample:{args.rows}"
     if args.data_dir:
         os.environ["E6_DATA_DIR"] = args.data_dir
+    if getattr(args, "id_universe", None):
+        os.environ["E6_ID_UNIVERSE"] = args.id_universe
     os.environ.setdefault("E6_SOURCE", "sample")
     os.environ.setdefault("E6_DATA_DIR", "data")
 
@@ -121,6 +123,10 @@ def build(args: argparse.Namespace) -> int:
         print(f"e6-assets: merge failed: {_failure_message(merged)}", file=sys.stderr)
         return 1
     print(f"wrote {layout.meta_cap_json} and {layout.meta_cap_tar_gz}")
+    from e6_assets.assets.merge import summary_of
+
+    if summary := summary_of(merged):
+        print(f"wrote {layout.meta_lat_v2_json} and {layout.missing_json}: {summary}")
     return 0
 
 
@@ -149,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         sub.add_argument("--data-dir", help="E6_DATA_DIR: where outputs go (default ./data)")
         sub.add_argument("--rows", type=int, help="shorthand for --source sample:ROWS")
+        sub.add_argument("--id-universe", help="E6_ID_UNIVERSE: meta_lat.json to merge captions into")
 
     build_cmd = commands.add_parser("build", help="materialize a range of shards, then the merged files")
     build_cmd.add_argument(

@@ -41,3 +41,22 @@ class DataLayout:
 
     def missing_fragments(self) -> list[str]:
         return [shard for shard in SHARD_KEYS if not self.meta_cap_fragment(shard).exists()]
+
+    # The merge with the id universe (E6_ID_UNIVERSE): see e6_assets/merge.py and universe.py.
+    @property
+    def universe_stage_dir(self) -> Path:
+        return self.root / "staged-universe"
+
+    def meta_lat_fragment(self, shard: str) -> Path:
+        return self.root / "meta_lat_v2" / f"{shard}.parquet"
+
+    @property
+    def meta_lat_v2_json(self) -> Path:
+        return self.root / "meta_lat_v2.json"
+
+    @property
+    def missing_json(self) -> Path:
+        return self.root / "missing.json"
+
+    def missing_meta_lat_fragments(self) -> list[str]:
+        return [shard for shard in SHARD_KEYS if not self.meta_lat_fragment(shard).exists()]

@@ -9,6 +9,7 @@ import dagster as dg
 from e6_assets.layout import DataLayout
 from e6_assets.sample import DEFAULT_ROWS, resolve_sample
 from e6_assets.sources import ResolvedSource, resolve_hub, resolve_local
+from e6_assets.universe import ResolvedUniverse, resolve_universe
 
 
 class CaptionSource(dg.ConfigurableResource):
@@ -34,3 +35,22 @@ class DataDir(dg.ConfigurableResource):
 
     def layout(self) -> DataLayout:
         return DataLayout(Path(self.path).expanduser())
+
+
+class IdUniverse(dg.ConfigurableResource):
+    """The id universe to merge captions into (``E6_ID_UNIVERSE``); empty means not configured.
+
+    ``spec``: a local ``meta_lat.json`` (or a ``.tar.gz`` holding it), ``hf://datasets/OWNER/REPO/PATH[@REV]``,
+    or ``sample[:ROWS]``. Without it the merge assets skip, and the rest of the graph is unaffected.
+    """
+
+    spec: str = ""
+    hub_cache_dir: str | None = None  # default: huggingface_hub's own (HF_HUB_CACHE / HF_HOME)
+    missing_caption_warn_fraction: float = 0.05  # E6_MISSING_CAPTION_WARN: the per-shard WARN threshold
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.spec.strip())
+
+    def resolve(self, data_dir: Path) -> ResolvedUniverse:
+        return resolve_universe(self.spec, data_dir, self.hub_cache_dir)

@@ -9,6 +9,7 @@ month, an empty month, and a last file without a final newline. Nothing in it is
 from __future__ import annotations
 
 import itertools
+import json
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,3 +159,51 @@ def resolve_sample(data_dir: Path, rows: int = DEFAULT_ROWS, seed: int = DEFAULT
         synthetic=True,
         metadata={"synthetic": True, "sample_rows": rows, "sample_seed": seed},
     )
+
+
+# --- the matching id universe (E6_ID_UNIVERSE=sample) --------------------------------------------
+
+
+def sample_universe(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> dict[str, dict]:
+    """A synthetic ``meta_lat.json`` for the sample's posts, ascending id, deterministic.
+
+    About 98% of the sample's ids, plus unused ids (about 4% of the universe) that have no caption
+    row; about 1.5% of entries without tags (absent, null or empty), about 1% without
+    ``train_resolution``, some with an extra ``image_size`` the merge ignores. The first id without
+    a caption row has neither tags nor a resolution (the case that crashed the original script).
+    """
+    rng = random.Random(f"{seed}:universe")
+    tags_of: dict[int, str] = {}
+    for _, row in generate_rows(rows, seed):
+        tags_of[row["id"]] = row["tag_string"]
+    captioned = sorted(tags_of)
+    kept = [post_id for post_id in captioned if rng.random() < 0.98]
+    unused = sorted(set(range(1, captioned[-1] + 2)) - set(tags_of)) if captioned else [1]
+    extra = sorted(rng.sample(unused, min(len(unused), max(1, round(len(kept) * 0.04 / 0.96)))))
+    universe: dict[str, dict] = {}
+    for post_id in sorted([*kept, *extra]):
+        entry: dict = {}
+        roll = rng.random()
+        if roll >= 0.015:
+            entry["tags"] = tags_of.get(post_id) or " ".join(rng.choices(_WORDS, k=rng.randint(3, 25)))
+        elif roll >= 0.01:
+            entry["tags"] = rng.choice(("", None))
+        if rng.random() >= 0.01:
+            entry["train_resolution"] = [64 * rng.randint(8, 24), 64 * rng.randint(8, 24)]
+        if rng.random() < 0.2:
+            entry["image_size"] = [rng.randint(256, 4096), rng.randint(256, 4096)]
+        universe[str(post_id)] = entry
+    universe[str(extra[0])] = {}
+    return universe
+
+
+def write_sample_universe(path: Path, rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> Path:
+    """Write the sample's universe as kohya does (``json.dumps(indent=2)``), atomically."""
+    atomic_write_bytes(path, json.dumps(sample_universe(rows, seed), indent=2).encode())
+    return path
+
+
+def resolve_sample_universe(data_dir: Path, rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> Path:
+    """The sample's universe under ``data_dir/sample-source``, generated once and reused after."""
+    path = data_dir / "sample-source" / f"meta_lat-rows-{rows}-seed-{seed}.json"
+    return path if path.exists() else write_sample_universe(path, rows, seed)
