@@ -158,8 +158,9 @@ def _open_json(path: Path) -> Iterator[IO[bytes]]:
         handle = archive.extractfile(member)
         assert handle is not None
         yield handle
-        if any(m.isfile() for m in archive):
-            raise UniverseError(f"{path}: the archive holds more than one file; expected one JSON file")
+        while (later := archive.next()) is not None:  # iter(archive) would list the first again
+            if later.isfile():
+                raise UniverseError(f"{path}: the archive holds more than one file; expected one JSON file")
 
 
 def _check_object(path: Path, handle: IO[bytes]) -> IO[bytes]:
