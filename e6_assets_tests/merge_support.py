@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from e6_assets.captions import latest_row_per_id, rearrange
+from e6_assets.assets.captions import _COUNTS_KEY as COUNTS_KEY
+from e6_assets.captions import count_captions, latest_row_per_id, rearrange
 from e6_assets.layout import DataLayout
 from e6_assets.merge import MergeCounts, merge_shard, write_merge_fragment, write_missing_json
-from e6_assets.meta_json import merge_fragments
+from e6_assets.meta_json import caption_entries, merge_fragments, write_fragment
 from e6_assets.partitions import SHARD_COUNT, SHARD_KEYS
 from e6_assets.sources import month_files_in
 from e6_assets.staging import StagedSource, stage_source
@@ -19,18 +20,26 @@ from e6_assets.universe import stage_universe
 
 
 def write_rearranged(sample_dir: Path, layout: DataLayout) -> None:
-    """The rearranged captions of all 1000 shards, by the same functions the assets call."""
+    """The rearranged captions (with their counts) and meta_cap fragments of all 1000 shards, by the
+    same functions the caption assets call, without the cost of 1000 partitions of bookkeeping."""
     files = month_files_in(sample_dir)
     stage_source(files, layout.staged_dir)
     for shard, rows in StagedSource(files, layout.staged_dir).iter_shard_tables(range(SHARD_COUNT)):
-        captions, _ = latest_row_per_id(rows.drop_columns(["shard"]))
-        path = layout.rearranged(SHARD_KEYS[shard])
+        key = SHARD_KEYS[shard]
+        latest, duplicates = latest_row_per_id(rows.drop_columns(["shard"]))
+        captions = rearrange(latest)
+        counts = json.dumps(count_captions(captions, duplicates).as_dict()).encode()
+        path = layout.rearranged(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(rearrange(captions), path)
+        pq.write_table(captions.replace_schema_metadata({COUNTS_KEY: counts}), path)
+        fragment = caption_entries(captions.column("id"), captions.column("caption"))
+        fragment = fragment.append_column("caption_source", captions.column("caption_source"))
+        write_fragment(layout.meta_cap_fragment(key), fragment)
 
 
 def copy_rearranged(prepared: Path, root: Path) -> DataLayout:
-    shutil.copytree(prepared / "rearranged", root / "rearranged")
+    for folder in ("rearranged", "meta_cap"):
+        shutil.copytree(prepared / folder, root / folder)
     return DataLayout(root)
 
 

@@ -246,7 +246,6 @@ MERGE_ASSETS = [observe_id_universe, *PER_SHARD_MERGE_ASSETS, *MERGED_MERGE_ASSE
 def summary_of(result: dg.ExecuteInProcessResult) -> str | None:
     """The summary line of a run that materialized meta_lat_v2, if it did."""
     for event in result.get_asset_materialization_events():
-        materialization = event.asset_materialization
-        if materialization is not None and materialization.asset_key == META_LAT_V2:
-            return materialization.metadata["summary"].value
+        if event.materialization.asset_key == META_LAT_V2:
+            return event.materialization.metadata["summary"].value
     return None
