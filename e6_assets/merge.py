@@ -15,7 +15,7 @@ three missing flags); the merged files are streamed from the 1000 fragments.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,7 +24,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from e6_assets.atomic import atomic_path, atomic_write_bytes
-from e6_assets.meta_json import indented_entry, json_string
+from e6_assets.layout import DataLayout
+from e6_assets.meta_json import indented_entry, json_string, merge_fragments
+from e6_assets.partitions import SHARD_KEYS
+from e6_assets.universe import StagedUniverse
 
 MERGE_FRAGMENT_SCHEMA = pa.schema(
     [
@@ -150,3 +153,51 @@ def write_missing_json(fragments: Sequence[Path], out_path: Path) -> dict[str, i
     }
     atomic_write_bytes(out_path, json.dumps(missing, indent=2).encode())
     return {kind: len(ids) for kind, ids in missing.items()}
+
+
+# --- the steps the assets run, as plain functions over a DataLayout --------------------------------
+
+
+def merge_universe_shards(
+    layout: DataLayout, staged: StagedUniverse, keys: Sequence[str]
+) -> Iterator[tuple[str, MergeCounts]]:
+    """Write ``meta_lat_v2/NNNN.parquet`` for each shard of ``keys``; yields ``(shard, counts)``."""
+    for shard, universe in staged.iter_shard_tables([int(key) for key in keys]):
+        key = SHARD_KEYS[shard]
+        captions = pq.read_table(layout.rearranged(key), columns=["id", "caption"])
+        fragment, counts = merge_shard(universe, captions)
+        write_merge_fragment(layout.meta_lat_fragment(key), fragment, counts, staged.sha256)
+        yield key, counts
+
+
+class MergeInputError(RuntimeError):
+    """The merged files cannot be built from the shards as they are (missing or mixed shards)."""
+
+
+@dataclass(frozen=True)
+class MetaLatResult:
+    merged: MergeCounts  # what meta_lat_v2.json and missing.json hold
+    shards: MergeCounts  # the sums of the shards' figures
+    universe_sha256: str
+
+
+def merge_meta_lat(layout: DataLayout) -> MetaLatResult:
+    """Write ``meta_lat_v2.json`` and ``missing.json`` from all 1000 fragments, and count both sides."""
+    missing = layout.missing_meta_lat_fragments()
+    if missing:
+        raise MergeInputError(
+            f"{len(missing)} shards have no meta_lat_v2 fragment yet (first: {missing[0]}); build "
+            "meta_lat_v2_fragments for every shard (with E6_ID_UNIVERSE set) first"
+        )
+    fragments = [layout.meta_lat_fragment(key) for key in SHARD_KEYS]
+    footers = [read_merge_footer(path) for path in fragments]
+    versions = sorted({sha for _, sha in footers})
+    if len(versions) > 1:
+        raise MergeInputError(
+            f"the shards were merged with {len(versions)} id universe versions "
+            f"({', '.join(v[:12] for v in versions)}); rebuild meta_lat_v2_fragments for every shard"
+        )
+    ids = merge_fragments(fragments, layout.meta_lat_v2_json)
+    lists = write_missing_json(fragments, layout.missing_json)
+    merged = MergeCounts(ids, lists["tags"], lists["caption"], lists["latent"])
+    return MetaLatResult(merged, sum((counts for counts, _ in footers), MergeCounts()), versions[0])

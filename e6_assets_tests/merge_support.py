@@ -8,33 +8,22 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from e6_assets.assets.captions import _COUNTS_KEY as COUNTS_KEY
-from e6_assets.captions import count_captions, latest_row_per_id, rearrange
+from e6_assets import pipeline
 from e6_assets.layout import DataLayout
-from e6_assets.merge import MergeCounts, merge_shard, write_merge_fragment, write_missing_json
-from e6_assets.meta_json import caption_entries, merge_fragments, write_fragment
-from e6_assets.partitions import SHARD_COUNT, SHARD_KEYS
-from e6_assets.sources import month_files_in
-from e6_assets.staging import StagedSource, stage_source
+from e6_assets.merge import MergeCounts, merge_meta_lat, merge_universe_shards
+from e6_assets.partitions import SHARD_KEYS
+from e6_assets.sources import resolve_local
 from e6_assets.universe import stage_universe
 
 
 def write_rearranged(sample_dir: Path, layout: DataLayout) -> None:
-    """The rearranged captions (with their counts) and meta_cap fragments of all 1000 shards, by the
-    same functions the caption assets call, without the cost of 1000 partitions of bookkeeping."""
-    files = month_files_in(sample_dir)
-    stage_source(files, layout.staged_dir)
-    for shard, rows in StagedSource(files, layout.staged_dir).iter_shard_tables(range(SHARD_COUNT)):
-        key = SHARD_KEYS[shard]
-        latest, duplicates = latest_row_per_id(rows.drop_columns(["shard"]))
-        captions = rearrange(latest)
-        counts = json.dumps(count_captions(captions, duplicates).as_dict()).encode()
-        path = layout.rearranged(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(captions.replace_schema_metadata({COUNTS_KEY: counts}), path)
-        fragment = caption_entries(captions.column("id"), captions.column("caption"))
-        fragment = fragment.append_column("caption_source", captions.column("caption_source"))
-        write_fragment(layout.meta_cap_fragment(key), fragment)
+    """The rearranged captions and meta_cap fragments of all 1000 shards, by the pipeline functions
+    the caption assets run, without the cost of 1000 partitions of Dagster bookkeeping."""
+    source = resolve_local(sample_dir)
+    pipeline.stage(source, layout)
+    for key, _ in pipeline.write_raw_shards(source, layout, SHARD_KEYS):
+        pipeline.rearrange_shard(layout, key)
+        pipeline.fragment_shard(layout, key)
 
 
 def copy_rearranged(prepared: Path, root: Path) -> DataLayout:
@@ -85,15 +74,9 @@ def reference_counts(universe: dict, captions: dict[int, str]) -> MergeCounts:
 def merge_without_dagster(layout: DataLayout, universe_path: Path) -> list[MergeCounts]:
     """Every shard's fragment, then meta_lat_v2.json and missing.json; returns the per-shard counts."""
     staged = stage_universe(universe_path, layout.universe_stage_dir).staged
-    per_shard = []
-    for shard, universe in staged.iter_shard_tables(range(SHARD_COUNT)):
-        key = SHARD_KEYS[shard]
-        fragment, counts = merge_shard(universe, pq.read_table(layout.rearranged(key)))
-        write_merge_fragment(layout.meta_lat_fragment(key), fragment, counts, staged.sha256)
-        per_shard.append(counts)
-    fragments = [layout.meta_lat_fragment(key) for key in SHARD_KEYS]
-    merge_fragments(fragments, layout.meta_lat_v2_json)
-    write_missing_json(fragments, layout.missing_json)
+    per_shard = [counts for _, counts in merge_universe_shards(layout, staged, SHARD_KEYS)]
+    result = merge_meta_lat(layout)
+    assert result.merged == result.shards
     return per_shard
 
 

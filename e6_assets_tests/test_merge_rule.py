@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from e6_assets.merge import MergeCounts, merge_shard
+from e6_assets.merge import MergeCounts, merge_shard, write_missing_json
 from e6_assets.partitions import SHARD_COUNT
 from e6_assets.sample import sample_universe, write_sample_universe
 from e6_assets.universe import UNIVERSE_SCHEMA
@@ -92,10 +92,8 @@ def test_summary_line_has_the_cards_format() -> None:
     assert line == "ids: 4441660, missing tags: 0, missing caption: 178162, missing latent: 0"
 
 
-def test_empty_universe_gives_empty_files(tmp_path: Path, layout) -> None:
-    path = tmp_path / "empty.json"
-    path.write_text("{}")
-    per_shard = merge_without_dagster(layout, path)
-    assert sum(per_shard, MergeCounts()) == MergeCounts()
-    assert read_json(layout.meta_lat_v2_json) == {}
-    assert read_json(layout.missing_json) == {"tags": [], "caption": [], "latent": []}
+def test_empty_universe_shard_gives_an_empty_fragment(tmp_path: Path) -> None:
+    fragment, counts = merge_shard(_universe([]), pa.table({"id": [1], "caption": ["x"]}))
+    assert fragment.num_rows == 0 and counts == MergeCounts()
+    assert write_missing_json([], tmp_path / "missing.json") == {"tags": 0, "caption": 0, "latent": 0}
+    assert read_json(tmp_path / "missing.json") == {"tags": [], "caption": [], "latent": []}

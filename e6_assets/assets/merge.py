@@ -8,18 +8,10 @@ the graph changes. The data work lives in ``e6_assets.universe`` and ``e6_assets
 from collections.abc import Iterator
 
 import dagster as dg
-import pyarrow.parquet as pq
 
 from e6_assets.assets.captions import REARRANGED_CAPTIONS, SHARD_POOL
-from e6_assets.merge import (
-    MergeCounts,
-    merge_shard,
-    read_merge_footer,
-    write_merge_fragment,
-    write_missing_json,
-)
-from e6_assets.meta_json import merge_fragments
-from e6_assets.partitions import SHARD_KEYS, SHARDS
+from e6_assets.merge import MergeInputError, merge_meta_lat, merge_universe_shards
+from e6_assets.partitions import SHARDS
 from e6_assets.resources import DataDir, IdUniverse
 from e6_assets.sources import SourceNotFound
 from e6_assets.universe import UniverseError, file_sha256, stage_universe
@@ -129,11 +121,7 @@ def meta_lat_v2_fragments(
         f"({'parsed and staged' if staging.parsed else 'staged copy reused'})"
     )
     keys = context.partition_keys
-    for done, (shard, universe) in enumerate(staged.iter_shard_tables([int(k) for k in keys]), start=1):
-        key = SHARD_KEYS[shard]
-        captions = pq.read_table(layout.rearranged(key), columns=["id", "caption"])
-        fragment, counts = merge_shard(universe, captions)
-        write_merge_fragment(layout.meta_lat_fragment(key), fragment, counts, staged.sha256)
+    for done, (key, counts) in enumerate(merge_universe_shards(layout, staged, keys), start=1):
         fraction = counts.missing_caption / counts.ids if counts.ids else 0.0
         numbers = {**counts.as_dict(), "missing_caption_fraction": round(fraction, 6)}
         context.add_asset_metadata(
@@ -193,26 +181,11 @@ def meta_lat_v2(context: dg.AssetExecutionContext, id_universe: IdUniverse, data
         context.log.warning(NOT_CONFIGURED)
         return
     layout = data_dir.layout()
-    missing = layout.missing_meta_lat_fragments()
-    if missing:
-        raise dg.Failure(
-            description=f"{len(missing)} shards have no meta_lat_v2 fragment yet (first: {missing[0]}); "
-            "materialize meta_lat_v2_fragments for every shard (with E6_ID_UNIVERSE set) first."
-        )
-    fragments = [layout.meta_lat_fragment(key) for key in SHARD_KEYS]
-    footers = [read_merge_footer(path) for path in fragments]
-    versions = sorted({sha for _, sha in footers})
-    if len(versions) > 1:
-        raise dg.Failure(
-            description=f"the shards were merged with {len(versions)} different id universe versions "
-            f"({', '.join(v[:12] for v in versions)}); rebuild meta_lat_v2_fragments for every shard."
-        )
-    ids = merge_fragments(fragments, layout.meta_lat_v2_json)
-    lists = write_missing_json(fragments, layout.missing_json)
-    merged = MergeCounts(
-        ids=ids, missing_tags=lists["tags"], missing_caption=lists["caption"], missing_latent=lists["latent"]
-    )
-    shard_totals = sum((counts for counts, _ in footers), MergeCounts())
+    try:
+        result = merge_meta_lat(layout)
+    except MergeInputError as error:
+        raise dg.Failure(description=str(error)) from error
+    merged, shard_totals = result.merged, result.shards
     summary = merged.summary_line()
     context.log.info(summary)
     yield dg.MaterializeResult(
@@ -220,7 +193,7 @@ def meta_lat_v2(context: dg.AssetExecutionContext, id_universe: IdUniverse, data
         metadata={
             "summary": summary,
             **merged.as_dict(),
-            "universe_sha256": versions[0] if versions else "",
+            "universe_sha256": result.universe_sha256,
             "json_bytes": layout.meta_lat_v2_json.stat().st_size,
             "path": dg.MetadataValue.path(str(layout.meta_lat_v2_json)),
             "missing_path": dg.MetadataValue.path(str(layout.missing_json)),
