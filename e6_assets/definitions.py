@@ -27,8 +27,13 @@ def id_universe_resource() -> IdUniverse:
     fields: dict = {}
     if os.environ.get("E6_ID_UNIVERSE", "").strip():
         fields["spec"] = dg.EnvVar("E6_ID_UNIVERSE")
-    if os.environ.get("E6_MISSING_CAPTION_WARN", "").strip():
-        fields["missing_caption_warn_fraction"] = float(os.environ["E6_MISSING_CAPTION_WARN"])
+    if threshold := os.environ.get("E6_MISSING_CAPTION_WARN", "").strip():
+        try:
+            fields["missing_caption_warn_fraction"] = float(threshold)
+        except ValueError:
+            raise ValueError(
+                f"E6_MISSING_CAPTION_WARN={threshold!r}: expected a fraction such as 0.05"
+            ) from None
     return IdUniverse(**fields)
 
 
