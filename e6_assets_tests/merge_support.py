@@ -71,6 +71,12 @@ def reference_counts(universe: dict, captions: dict[int, str]) -> MergeCounts:
     return MergeCounts(len(merged), len(missing["tags"]), len(missing["caption"]), len(missing["latent"]))
 
 
+def fragments_without_dagster(layout: DataLayout, universe_path: Path, keys=SHARD_KEYS) -> list[MergeCounts]:
+    """The merge fragments of ``keys``, by the functions the per-shard asset runs."""
+    staged = stage_universe(universe_path, layout.universe_stage_dir).staged
+    return [counts for _, counts in merge_universe_shards(layout, staged, keys)]
+
+
 def merge_without_dagster(layout: DataLayout, universe_path: Path) -> list[MergeCounts]:
     """Every shard's fragment, then meta_lat_v2.json and missing.json; returns the per-shard counts."""
     staged = stage_universe(universe_path, layout.universe_stage_dir).staged

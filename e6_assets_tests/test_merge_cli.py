@@ -14,7 +14,7 @@ from e6_assets_tests.conftest import SAMPLE_ROWS
 from e6_assets_tests.merge_support import (
     captions_by_id,
     copy_rearranged,
-    merge_without_dagster,
+    fragments_without_dagster,
     prepared_captions,
     reference_counts,
 )
@@ -31,9 +31,7 @@ def test_build_with_a_universe_prints_the_summary_line(
     # Every other shard is already built (by the same functions); the command builds two and merges.
     layout = copy_rearranged(prepared_captions(sample_dir, tmp_path_factory), e6_env)
     universe = write_sample_universe(tmp_path / "meta_lat.json", SAMPLE_ROWS)
-    merge_without_dagster(layout, universe)
-    for key in SHARD_KEYS[:2]:
-        layout.meta_lat_fragment(key).unlink()
+    fragments_without_dagster(layout, universe, SHARD_KEYS[2:])
     (tmp_path / "home").mkdir()
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
 
