@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from e6_assets.atomic import atomic_path, atomic_write_bytes
 from e6_assets.layout import DataLayout
 from e6_assets.meta_json import indented_entry, json_string, merge_fragments
-from e6_assets.partitions import SHARD_KEYS
+from e6_assets.shards import SHARD_KEYS
 from e6_assets.universe import StagedUniverse
 
 MERGE_FRAGMENT_SCHEMA = pa.schema(
@@ -39,6 +39,7 @@ MERGE_FRAGMENT_SCHEMA = pa.schema(
     ]
 )
 MISSING_KINDS = ("tags", "caption", "latent")
+FRAGMENT_ROW_GROUP = 256
 _COUNTS_KEY = b"e6_assets.merge_counts"
 _UNIVERSE_KEY = b"e6_assets.universe_sha256"
 
@@ -128,7 +129,8 @@ def write_merge_fragment(path: Path, fragment: pa.Table, counts: MergeCounts, un
         {_COUNTS_KEY: json.dumps(counts.as_dict()).encode(), _UNIVERSE_KEY: universe_sha256.encode()}
     )
     with atomic_path(path) as tmp:
-        pq.write_table(fragment, tmp, compression="zstd")
+        # Small row groups: the k-way merge of 1000 fragments holds one group of each.
+        pq.write_table(fragment, tmp, compression="zstd", row_group_size=FRAGMENT_ROW_GROUP)
 
 
 def read_merge_footer(path: Path) -> tuple[MergeCounts, str]:

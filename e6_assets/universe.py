@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from e6_assets.atomic import atomic_write_bytes
-from e6_assets.partitions import SHARD_COUNT
+from e6_assets.shards import SHARD_COUNT
 from e6_assets.sources import SourceNotFound, parse_hf_url
 
 STAGE_FORMAT = "1"  # bump when the staged layout changes: every universe is staged again

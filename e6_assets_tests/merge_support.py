@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from e6_assets import pipeline
 from e6_assets.layout import DataLayout
 from e6_assets.merge import MergeCounts, merge_meta_lat, merge_universe_shards
-from e6_assets.partitions import SHARD_KEYS
+from e6_assets.shards import SHARD_KEYS
 from e6_assets.sources import resolve_local
 from e6_assets.universe import stage_universe
 

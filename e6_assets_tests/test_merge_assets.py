@@ -21,8 +21,8 @@ from e6_assets.assets.merge import (
 from e6_assets.definitions import resources
 from e6_assets.layout import DataLayout
 from e6_assets.merge import MergeCounts, read_merge_footer
-from e6_assets.partitions import SHARD_KEYS, shard_key
 from e6_assets.sample import write_sample_universe
+from e6_assets.shards import SHARD_KEYS, shard_key
 from e6_assets.universe import file_sha256
 from e6_assets_tests.conftest import SAMPLE_ROWS, range_tags
 from e6_assets_tests.merge_support import (
