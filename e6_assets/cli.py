@@ -15,6 +15,8 @@ from e6_assets.shards import SHARD_KEYS, parse_shard_range
 from e6_assets.sources import SourceNotFound
 
 DEFAULT_HOME = ".dagster_home"
+# What `e6-assets build` and `e6-assets ui` use for a variable that is not set (empty: not configured).
+DEFAULTS = {"E6_SOURCE": "sample", "E6_DATA_DIR": "data", "E6_ID_UNIVERSE": "", "E6_MISSING_CAPTION_WARN": ""}
 
 
 def instance_home() -> Path:
@@ -33,7 +35,7 @@ def instance_home() -> Path:
 
 
 def _apply_settings(args: argparse.Namespace) -> None:
-    """Flags win over the environment, which wins over the defaults in ``.env``."""
+    """Flags win over the environment, which wins over ``DEFAULTS``."""
     if args.source:
         os.environ["E6_SOURCE"] = args.source
     if getattr(args, "rows", None):
@@ -42,8 +44,8 @@ def _apply_settings(args: argparse.Namespace) -> None:
         os.environ["E6_DATA_DIR"] = args.data_dir
     if getattr(args, "id_universe", None):
         os.environ["E6_ID_UNIVERSE"] = args.id_universe
-    os.environ.setdefault("E6_SOURCE", "sample")
-    os.environ.setdefault("E6_DATA_DIR", "data")
+    for name, default in DEFAULTS.items():
+        os.environ.setdefault(name, default)
 
 
 def _check_source() -> None:

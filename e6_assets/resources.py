@@ -37,6 +37,9 @@ class DataDir(dg.ConfigurableResource):
         return DataLayout(Path(self.path).expanduser())
 
 
+DEFAULT_MISSING_CAPTION_WARN = 0.05
+
+
 class IdUniverse(dg.ConfigurableResource):
     """The id universe to merge captions into (``E6_ID_UNIVERSE``); empty means not configured.
 
@@ -46,11 +49,25 @@ class IdUniverse(dg.ConfigurableResource):
 
     spec: str = ""
     hub_cache_dir: str | None = None  # default: huggingface_hub's own (HF_HUB_CACHE / HF_HOME)
-    missing_caption_warn_fraction: float = 0.05  # E6_MISSING_CAPTION_WARN: the per-shard WARN threshold
+    # E6_MISSING_CAPTION_WARN: the fraction of a shard's ids without a caption above which its check warns.
+    missing_caption_warn: str = ""
 
     @property
     def configured(self) -> bool:
         return bool(self.spec.strip())
+
+    @property
+    def missing_caption_warn_fraction(self) -> float:
+        text = self.missing_caption_warn.strip()
+        try:
+            fraction = float(text) if text else DEFAULT_MISSING_CAPTION_WARN
+        except ValueError:
+            fraction = -1.0
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(
+                f"E6_MISSING_CAPTION_WARN={text!r}: expected a fraction from 0 to 1, such as 0.05"
+            )
+        return fraction
 
     def resolve(self, data_dir: Path) -> ResolvedUniverse:
         return resolve_universe(self.spec, data_dir, self.hub_cache_dir)

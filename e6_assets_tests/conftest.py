@@ -15,6 +15,9 @@ SAMPLE_ROWS = 3_000
 
 # The Hub is never reached from the tests: huggingface_hub reads this once, when first imported.
 os.environ["HF_HUB_OFFLINE"] = "1"
+# Optional settings are read through dg.EnvVar, which needs them set: empty means not configured.
+os.environ.setdefault("E6_ID_UNIVERSE", "")
+os.environ.setdefault("E6_MISSING_CAPTION_WARN", "")
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)

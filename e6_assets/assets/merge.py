@@ -93,7 +93,7 @@ def _progress(context: dg.AssetExecutionContext, done: int, total: int) -> None:
             description=(
                 "Counts the shard's universe ids with no (or an empty) caption, with the ids missing "
                 "tags and latents alongside. WARN when the fraction without a caption exceeds "
-                "E6_MISSING_CAPTION_WARN (resource field missing_caption_warn_fraction, default 0.05)."
+                "E6_MISSING_CAPTION_WARN (resource field missing_caption_warn, default 0.05)."
             ),
         )
     ],
