@@ -108,6 +108,7 @@ def test_one_shard_materialized_from_the_ui_shows_its_checks_and_numbers(ui: UiS
     page.goto(f"{ui.url}/assets/caption_tars?view=partitions&partition={SHARD}")
     expect(page.get_by_text("Materialized", exact=True).first).to_be_visible()
     expect(page.get_by_text(str(ui.data_dir / "captions" / f"{SHARD}.tar"))).to_be_visible()
+    expect(page.get_by_text(str(ui.data_dir / "captions" / f"{SHARD}.json"))).to_be_visible()
     assert metadata_value(page, "members") == str(non_empty)
     assert metadata_value(page, "tar_bytes") == str(
         (ui.data_dir / "captions" / f"{SHARD}.tar").stat().st_size

@@ -206,6 +206,7 @@ def caption_tars(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterat
                 "tar_bytes": index.filesize,
                 "sha256": index.hash_lfs,
                 "path": dg.MetadataValue.path(str(tar_path)),
+                "index_path": dg.MetadataValue.path(str(index_path)),
             },
             partition_key=key,
         )
@@ -246,7 +247,13 @@ def meta_cap_fragments(context: dg.AssetExecutionContext, data_dir: DataDir) -> 
         fragment = caption_entries(captions.column("id"), captions.column("caption"))
         fragment = fragment.append_column("caption_source", captions.column("caption_source"))
         write_fragment(layout.meta_cap_fragment(key), fragment)
-        context.add_asset_metadata({"entries": fragment.num_rows}, partition_key=key)
+        context.add_asset_metadata(
+            {
+                "entries": fragment.num_rows,
+                "path": dg.MetadataValue.path(str(layout.meta_cap_fragment(key))),
+            },
+            partition_key=key,
+        )
         _progress(context, done, len(keys))
     return dg.MaterializeResult()
 
