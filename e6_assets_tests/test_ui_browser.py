@@ -135,4 +135,7 @@ def test_one_shard_materialized_from_the_ui_shows_its_checks_and_numbers(ui: UiS
         expect(page.get_by_text(asset, exact=True).first).to_be_visible()
     expect(page.get_by_text("Loading...")).to_have_count(0, timeout=60_000)
     expect(page.get_by_text("Materialized").first).to_be_visible()
+    page.get_by_text("Hide navigation").click()  # more room for the graph in the picture
+    page.locator("button", has=page.get_by_label("zoom_in")).first.click()
+    page.wait_for_timeout(1000)  # the zoom animates
     screenshot(page, "asset-graph")
