@@ -167,6 +167,7 @@ def caption_tars(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterat
                 "tar_bytes": index.filesize,
                 "sha256": index.hash_lfs,
                 "path": dg.MetadataValue.path(str(layout.tar(key))),
+                "index_path": dg.MetadataValue.path(str(layout.tar_index(key))),
             },
             partition_key=key,
         )
@@ -203,7 +204,13 @@ def meta_cap_fragments(context: dg.AssetExecutionContext, data_dir: DataDir) -> 
     layout = data_dir.layout()
     keys = context.partition_keys
     for done, key in enumerate(keys, start=1):
-        context.add_asset_metadata({"entries": pipeline.fragment_shard(layout, key)}, partition_key=key)
+        context.add_asset_metadata(
+            {
+                "entries": pipeline.fragment_shard(layout, key),
+                "path": dg.MetadataValue.path(str(layout.meta_cap_fragment(key))),
+            },
+            partition_key=key,
+        )
         _progress(context, done, len(keys))
     return dg.MaterializeResult()
 
