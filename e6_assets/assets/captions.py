@@ -3,6 +3,11 @@
 Every per-shard asset has a single-run backfill policy, so a range of shards is one run; the body
 loops over ``context.partition_keys`` and records each shard's numbers as that shard's metadata and
 check results. The data work lives in the plain modules these functions call.
+
+Each per-shard asset also records a data version per shard from the shard's content (a hash of its
+rows, or the tar's sha256), logged as an observation of that shard after the step's
+materializations; with the automation conditions in ``e6_assets.automation`` a rebuild whose
+content did not change does not make the shard's downstream eligible.
 """
 
 import json
@@ -13,7 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from e6_assets.assets.source import CAPTION_SOURCE
 from e6_assets.atomic import atomic_path
+from e6_assets.automation import rebuild_on_change
 from e6_assets.captions import CaptionCounts, count_captions, latest_row_per_id, rearrange
 from e6_assets.jsonl import SourceError
 from e6_assets.meta_json import caption_entries, merge_fragments, write_fragment, write_tar_gz
@@ -21,6 +28,7 @@ from e6_assets.partitions import SHARD_KEYS, SHARDS
 from e6_assets.resources import CaptionSource, DataDir
 from e6_assets.staging import StagedSource, stage_source
 from e6_assets.tars import TarIndex, index_problems, write_tar
+from e6_assets.versions import content_version_events, table_version
 
 SHARD_POOL = "e6_shards"  # dagster.yaml limits this pool so that two runs never write one shard
 _COUNTS_KEY = b"e6_assets.caption_counts"
@@ -56,6 +64,8 @@ def read_counts(path) -> CaptionCounts:
 
 @dg.asset(
     key=RAW_CAPTIONS,
+    automation_condition=rebuild_on_change(),
+    deps=[CAPTION_SOURCE],
     group_name="captions",
     kinds={"parquet"},
     code_version="1",
@@ -66,9 +76,7 @@ def read_counts(path) -> CaptionCounts:
     ),
     **_PER_SHARD,
 )
-def raw_captions(
-    context: dg.AssetExecutionContext, source: CaptionSource, data_dir: DataDir
-) -> dg.MaterializeResult:
+def raw_captions(context: dg.AssetExecutionContext, source: CaptionSource, data_dir: DataDir) -> Iterator:
     layout = data_dir.layout()
     resolved = source.resolve(layout.root)
     context.log.info(f"source: {resolved.description} ({len(resolved.files)} monthly files)")
@@ -78,14 +86,17 @@ def raw_captions(
         raise dg.Failure(description=str(error)) from error
     keys = context.partition_keys
     staged = StagedSource(resolved.files, layout.staged_dir)
+    versions: dict[str, str] = {}
     for done, (shard, rows) in enumerate(staged.iter_shard_tables([int(k) for k in keys]), start=1):
         key = SHARD_KEYS[shard]
-        _write_parquet(layout.raw(key), rows.drop_columns(["shard"]))
+        rows = rows.drop_columns(["shard"])
+        _write_parquet(layout.raw(key), rows)
+        versions[key] = table_version(rows)  # equals caption_source's version of the shard
         context.add_asset_metadata(
             {"rows": rows.num_rows, "path": dg.MetadataValue.path(str(layout.raw(key)))}, partition_key=key
         )
         _progress(context, done, len(keys))
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "source": resolved.description,
             "synthetic": resolved.synthetic,
@@ -94,6 +105,7 @@ def raw_captions(
             **resolved.metadata,
         }
     )
+    yield from content_version_events(RAW_CAPTIONS, versions)
 
 
 @dg.multi_asset(
@@ -102,6 +114,7 @@ def raw_captions(
             REARRANGED_CAPTIONS,
             deps=[RAW_CAPTIONS],
             group_name="captions",
+            automation_condition=rebuild_on_change(),
             kinds={"parquet"},
             code_version="1",
             description=(
@@ -129,9 +142,11 @@ def raw_captions(
 def rearranged_captions(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterator:
     layout = data_dir.layout()
     keys = context.partition_keys
+    versions: dict[str, str] = {}
     for done, key in enumerate(keys, start=1):
         rows, duplicates = latest_row_per_id(pq.read_table(layout.raw(key)))
         captions = rearrange(rows)
+        versions[key] = table_version(captions)
         counts = count_captions(captions, duplicates)
         captions = captions.replace_schema_metadata({_COUNTS_KEY: json.dumps(counts.as_dict()).encode()})
         _write_parquet(layout.rearranged(key), captions)
@@ -149,6 +164,7 @@ def rearranged_captions(context: dg.AssetExecutionContext, data_dir: DataDir) ->
         )
         _progress(context, done, len(keys))
     yield dg.MaterializeResult(asset_key=REARRANGED_CAPTIONS)
+    yield from content_version_events(REARRANGED_CAPTIONS, versions)
 
 
 @dg.multi_asset(
@@ -157,6 +173,7 @@ def rearranged_captions(context: dg.AssetExecutionContext, data_dir: DataDir) ->
             CAPTION_TARS,
             deps=[REARRANGED_CAPTIONS],
             group_name="captions",
+            automation_condition=rebuild_on_change(),
             kinds={"tar"},
             code_version="1",
             description=(
@@ -185,6 +202,7 @@ def rearranged_captions(context: dg.AssetExecutionContext, data_dir: DataDir) ->
 def caption_tars(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterator:
     layout = data_dir.layout()
     keys = context.partition_keys
+    versions: dict[str, str] = {}
     for done, key in enumerate(keys, start=1):
         captions = pq.read_table(layout.rearranged(key), columns=["id", "caption"])
         captions = captions.filter(pc.not_equal(captions.column("caption"), ""))
@@ -197,6 +215,7 @@ def caption_tars(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterat
         tar_path, index_path = layout.tar(key), layout.tar_index(key)
         write_tar(tar_path, index_path, members)
         index = TarIndex.from_json(index_path.read_bytes())
+        versions[key] = index.hash_lfs  # the tar's sha256
         problems = index_problems(tar_path, index)
         if len(index.files) != captions.num_rows:
             problems.insert(0, f"{len(index.files)} members for {captions.num_rows} non-empty captions")
@@ -224,10 +243,12 @@ def caption_tars(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterat
         )
         _progress(context, done, len(keys))
     yield dg.MaterializeResult(asset_key=CAPTION_TARS)
+    yield from content_version_events(CAPTION_TARS, versions)
 
 
 @dg.asset(
     key=META_CAP_FRAGMENTS,
+    automation_condition=rebuild_on_change(),
     deps=[REARRANGED_CAPTIONS],
     group_name="captions",
     kinds={"parquet"},
@@ -238,17 +259,20 @@ def caption_tars(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterat
     ),
     **_PER_SHARD,
 )
-def meta_cap_fragments(context: dg.AssetExecutionContext, data_dir: DataDir) -> dg.MaterializeResult:
+def meta_cap_fragments(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterator:
     layout = data_dir.layout()
     keys = context.partition_keys
+    versions: dict[str, str] = {}
     for done, key in enumerate(keys, start=1):
         captions = pq.read_table(layout.rearranged(key))
         fragment = caption_entries(captions.column("id"), captions.column("caption"))
         fragment = fragment.append_column("caption_source", captions.column("caption_source"))
         write_fragment(layout.meta_cap_fragment(key), fragment)
+        versions[key] = table_version(fragment)
         context.add_asset_metadata({"entries": fragment.num_rows}, partition_key=key)
         _progress(context, done, len(keys))
-    return dg.MaterializeResult()
+    yield dg.MaterializeResult()
+    yield from content_version_events(META_CAP_FRAGMENTS, versions)
 
 
 @dg.asset(
@@ -257,6 +281,7 @@ def meta_cap_fragments(context: dg.AssetExecutionContext, data_dir: DataDir) -> 
     group_name="captions",
     kinds={"json"},
     code_version="1",
+    automation_condition=rebuild_on_change(),
     description=(
         '`meta_cap.json` for kohya sd-scripts: {"<id>": {"caption": ...}} for every post, empty '
         "captions included, keys ascending by id; and `meta_cap.tar.gz`, a gzip tar holding it. "
