@@ -1,0 +1,249 @@
+"""Declarative automation over the observed source: only changed shards are requested, then the
+merged asset once; unchanged observations request nothing; code_version bumps request every shard;
+failed blocking checks hold back their downstream; the fill schedule asks for few ranged runs."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import orjson
+import pytest
+
+from e6_assets.assets import ALL_ASSETS, PER_SHARD_ASSETS
+from e6_assets.assets.captions import (
+    CAPTION_TARS,
+    META_CAP,
+    META_CAP_FRAGMENTS,
+    RAW_CAPTIONS,
+    REARRANGED_CAPTIONS,
+    caption_tars,
+)
+from e6_assets.automation import rebuild_on_change
+from e6_assets.jobs import build_shards
+from e6_assets.partitions import SHARD_KEYS, SHARDS, shard_key
+from e6_assets.resources import CaptionSource, DataDir
+from e6_assets.schedules import FILL_SCHEDULE, build_fill_schedule, observe_source, shard_ranges
+from e6_assets.versions import DATA_VERSION_TAG
+from e6_assets_tests.conftest import range_tags
+
+PER_SHARD_KEYS = [RAW_CAPTIONS, REARRANGED_CAPTIONS, CAPTION_TARS, META_CAP_FRAGMENTS]
+
+
+BUILT = SHARD_KEYS[:8]  # shards built for real in each test; the rest are recorded without files
+
+
+@dataclass
+class State:
+    """A source folder, a data root and the resources that point at them."""
+
+    source: Path
+    data: Path
+
+    def resources(self) -> dict[str, dg.ConfigurableResource]:
+        return {"source": CaptionSource(spec=str(self.source)), "data_dir": DataDir(path=str(self.data))}
+
+    def defs(self, assets: list | None = None) -> dg.Definitions:
+        return dg.Definitions(
+            assets=assets or ALL_ASSETS, jobs=[observe_source, build_shards], resources=self.resources()
+        )
+
+    def observe(self, instance: dg.DagsterInstance) -> int:
+        """Observe the source; returns the number of shards that got a new data version."""
+        result = self.defs().resolve_job_def(observe_source.name).execute_in_process(instance=instance)
+        assert result.success
+        return len([e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"])
+
+    def build(self, instance: dg.DagsterInstance, first: str, last: str) -> None:
+        result = dg.materialize(
+            ALL_ASSETS,
+            selection=PER_SHARD_ASSETS,
+            instance=instance,
+            resources=self.resources(),
+            tags=range_tags(first, last),
+        )
+        assert result.success
+
+
+@pytest.fixture
+def state(sample_dir: Path, tmp_path: Path) -> State:
+    source = tmp_path / "source"
+    shutil.copytree(sample_dir, source)
+    return State(source, tmp_path / "data")
+
+
+@pytest.fixture
+def instance(state: State) -> Iterator[dg.DagsterInstance]:
+    """The source observed, shards BUILT built by a real run, every other shard recorded as built
+    (materializations without files: what the automation conditions read), and meta_cap built."""
+    with dg.DagsterInstance.ephemeral() as ephemeral:
+        assert state.observe(ephemeral) == len(SHARD_KEYS)
+        state.build(ephemeral, BUILT[0], BUILT[-1])
+        for key in PER_SHARD_KEYS:
+            for shard in SHARD_KEYS[len(BUILT) :]:
+                ephemeral.report_runless_asset_event(dg.AssetMaterialization(key, partition=shard))
+        ephemeral.report_runless_asset_event(dg.AssetMaterialization(META_CAP))
+        yield ephemeral
+
+
+def change_one_caption(source: Path, shards: list[str]) -> str:
+    """Rewrite the regular_summary of one row of one of ``shards``; returns that row's shard."""
+    for path in sorted(source.glob("*_grouped.jsonl"), reverse=True):
+        lines = path.read_bytes().split(b"\n")
+        for index, line in enumerate(lines):
+            if not line:
+                continue
+            row = orjson.loads(line)
+            good = row.get("response_finish_reason") == "STOP" and row.get("regular_summary")
+            if good and shard_key(row["id"]) in shards:
+                row["regular_summary"] = "A corrected caption of a fox in the snow"
+                lines[index] = orjson.dumps(row)
+                path.write_bytes(b"\n".join(lines))
+                return shard_key(row["id"])
+    raise AssertionError("no row with a summary in the given shards")
+
+
+def requested(result: dg.EvaluateAutomationConditionsResult) -> dict[str, list[str] | int]:
+    """What a tick requested, by asset: shard keys for per-shard assets, a count for meta_cap."""
+    out: dict[str, list[str] | int] = {}
+    for key in PER_SHARD_KEYS:
+        partitions = sorted(result.get_requested_partitions(key))
+        if partitions:
+            out[key.to_user_string()] = partitions
+    if result.get_num_requested(META_CAP):
+        out["meta_cap"] = result.get_num_requested(META_CAP)
+    return out
+
+
+def test_changed_rows_of_one_shard_request_that_shard_then_the_merged_asset_once(
+    state: State, instance: dg.DagsterInstance
+) -> None:
+    defs = state.defs()
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    assert tick.total_requested == 0
+
+    shard = change_one_caption(state.source, BUILT)
+    assert state.observe(instance) == 1
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+    per_shard = {key.to_user_string(): [shard] for key in PER_SHARD_KEYS}
+    assert requested(tick) == per_shard
+
+    state.build(instance, shard, shard)  # what the sensor's backfill runs: one ranged run
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+    assert requested(tick) == {"meta_cap": 1}
+
+    instance.report_runless_asset_event(dg.AssetMaterialization(META_CAP))  # the merge ran
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+    assert requested(tick) == {}
+
+
+def test_unchanged_reobservation_requests_nothing(state: State, instance: dg.DagsterInstance) -> None:
+    defs = state.defs()
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    for path in state.source.glob("*_grouped.jsonl"):
+        path.write_bytes(path.read_bytes())  # new modification times, same rows: staged again
+    assert state.observe(instance) == 0
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+    assert tick.total_requested == 0
+
+
+def test_rebuilding_shards_with_unchanged_rows_requests_nothing_downstream(
+    state: State, instance: dg.DagsterInstance
+) -> None:
+    defs = state.defs()
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    result = dg.materialize(
+        ALL_ASSETS,
+        selection=[RAW_CAPTIONS],
+        instance=instance,
+        resources=state.resources(),
+        tags=range_tags(BUILT[0], BUILT[-1]),
+    )
+    assert result.success
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+    assert tick.total_requested == 0
+
+
+def test_code_version_bump_requests_every_shard_of_that_asset(
+    state: State, instance: dg.DagsterInstance
+) -> None:
+    tick = dg.evaluate_automation_conditions(defs=state.defs(), instance=instance)
+    bumped = caption_tars.map_asset_specs(lambda spec: spec.replace_attributes(code_version="2"))
+    assets = [bumped if a is caption_tars else a for a in ALL_ASSETS]
+    tick = dg.evaluate_automation_conditions(defs=state.defs(assets), instance=instance, cursor=tick.cursor)
+    assert requested(tick) == {"caption_tars": SHARD_KEYS}
+
+
+def test_failed_blocking_check_holds_back_its_downstream(state: State, instance: dg.DagsterInstance) -> None:
+    @dg.asset(
+        deps=[CAPTION_TARS],
+        partitions_def=SHARDS,
+        automation_condition=rebuild_on_change(),
+        group_name="test",
+    )
+    def published_tars() -> None:
+        """A stand-in for any per-shard asset built from the tars."""
+
+    defs = state.defs([*ALL_ASSETS, published_tars])
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    for key, passed in (("0007", False), ("0008", True)):
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(CAPTION_TARS, partition=key, tags={DATA_VERSION_TAG: f"new-{key}"})
+        )
+        instance.report_runless_asset_event(
+            dg.AssetCheckEvaluation(
+                asset_key=CAPTION_TARS,
+                check_name="tar_matches_captions",
+                passed=passed,
+                severity=dg.AssetCheckSeverity.ERROR,
+                blocking=True,
+                partition=key,
+            )
+        )
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+    assert sorted(tick.get_requested_partitions(published_tars.key)) == ["0008"]
+    assert tick.total_requested == 1
+
+
+def test_fill_schedule_requests_one_ranged_run_per_contiguous_block_of_missing_shards(
+    state: State, instance: dg.DagsterInstance
+) -> None:
+    instance.wipe_asset_partitions(RAW_CAPTIONS, SHARD_KEYS[100:200])
+    instance.wipe_asset_partitions(REARRANGED_CAPTIONS, SHARD_KEYS[:8])
+    instance.wipe_asset_partitions(CAPTION_TARS, SHARD_KEYS[150:250])
+    schedule = build_fill_schedule("0 3 * * 0", build_shards)
+    with dg.build_schedule_context(instance=instance) as context:
+        requests = list(schedule.evaluate_tick(context).run_requests or [])
+    assert [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in requests] == [
+        ("0000", "0007"),
+        ("0100", "0249"),
+    ]
+    assert schedule.name == FILL_SCHEDULE
+
+
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+
+
+def test_fill_schedule_skips_when_every_shard_is_built(instance: dg.DagsterInstance) -> None:
+    schedule = build_fill_schedule("0 3 * * 0", build_shards)
+    with dg.build_schedule_context(instance=instance) as context:
+        data = schedule.evaluate_tick(context)
+    assert not data.run_requests
+    assert data.skip_message
+
+
+def test_shard_ranges_joins_the_closest_ranges_down_to_the_limit() -> None:
+    keys = ["0001", "0002", "0003", "0010", "0500", "0501", "0990"]
+    assert shard_ranges(keys, max_ranges=10) == [
+        ("0001", "0003"),
+        ("0010", "0010"),
+        ("0500", "0501"),
+        ("0990", "0990"),
+    ]
+    assert shard_ranges(keys, max_ranges=2) == [("0001", "0010"), ("0500", "0990")]
+    assert shard_ranges(keys, max_ranges=1) == [("0001", "0990")]
+    assert shard_ranges([]) == []
