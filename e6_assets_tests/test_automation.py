@@ -12,6 +12,9 @@ from pathlib import Path
 import dagster as dg
 import orjson
 import pytest
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
 
 from e6_assets.assets import ALL_ASSETS, PER_SHARD_ASSETS
 from e6_assets.assets.captions import (
@@ -77,16 +80,21 @@ def state(sample_dir: Path, tmp_path: Path) -> State:
 
 @pytest.fixture
 def instance(state: State) -> Iterator[dg.DagsterInstance]:
-    """The source observed, shards BUILT built by a real run, every other shard recorded as built
-    (materializations without files: what the automation conditions read), and meta_cap built."""
+    """The source observed, shards BUILT built by a real run, the meta_cap fragments of every other
+    shard recorded as built (materializations without files: what meta_cap's condition reads), and
+    meta_cap built."""
     with dg.DagsterInstance.ephemeral() as ephemeral:
         assert state.observe(ephemeral) == len(SHARD_KEYS)
         state.build(ephemeral, BUILT[0], BUILT[-1])
-        for key in PER_SHARD_KEYS:
-            for shard in SHARD_KEYS[len(BUILT) :]:
-                ephemeral.report_runless_asset_event(dg.AssetMaterialization(key, partition=shard))
+        record_built(ephemeral, [META_CAP_FRAGMENTS], SHARD_KEYS[len(BUILT) :])
         ephemeral.report_runless_asset_event(dg.AssetMaterialization(META_CAP))
         yield ephemeral
+
+
+def record_built(instance: dg.DagsterInstance, keys: list[dg.AssetKey], shards: list[str]) -> None:
+    for key in keys:
+        for shard in shards:
+            instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=shard))
 
 
 def change_one_caption(source: Path, shards: list[str]) -> str:
@@ -177,40 +185,62 @@ def test_code_version_bump_requests_every_shard_of_that_asset(
     assert requested(tick) == {"caption_tars": SHARD_KEYS}
 
 
+@dg.asset(
+    deps=[CAPTION_TARS], partitions_def=SHARDS, automation_condition=rebuild_on_change(), group_name="test"
+)
+def published_tars() -> None:
+    """A stand-in for any per-shard asset built from the tars."""
+
+
+def check_result(instance: dg.DagsterInstance, shard: str, passed: bool) -> dg.AssetCheckEvaluation:
+    """A tar_matches_captions result aimed at the shard's latest tar materialization."""
+    record = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=CAPTION_TARS, asset_partitions=[shard]), limit=1
+    ).records[0]
+    return dg.AssetCheckEvaluation(
+        asset_key=CAPTION_TARS,
+        check_name="tar_matches_captions",
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        blocking=True,
+        partition=shard,
+        target_materialization_data=AssetCheckEvaluationTargetMaterializationData(
+            storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+        ),
+    )
+
+
 def test_failed_blocking_check_holds_back_its_downstream(state: State, instance: dg.DagsterInstance) -> None:
+    defs = state.defs([*ALL_ASSETS, published_tars])
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    for shard, passed in (("0003", False), ("0005", True)):  # new tars: one fails its check
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(CAPTION_TARS, partition=shard, tags={DATA_VERSION_TAG: f"new-{shard}"})
+        )
+        instance.report_runless_asset_event(check_result(instance, shard, passed))
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+    assert sorted(tick.get_requested_partitions(published_tars.key)) == ["0005"]
+    assert tick.total_requested == 1
+
+
+def test_check_results_of_a_ranged_run_count_as_passed_for_automation(
+    state: State, instance: dg.DagsterInstance
+) -> None:
     @dg.asset(
         deps=[CAPTION_TARS],
         partitions_def=SHARDS,
-        automation_condition=rebuild_on_change(),
-        group_name="test",
+        automation_condition=dg.AutomationCondition.all_deps_blocking_checks_passed(),
     )
-    def published_tars() -> None:
-        """A stand-in for any per-shard asset built from the tars."""
+    def after_checks() -> None: ...
 
-    defs = state.defs([*ALL_ASSETS, published_tars])
-    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance)
-    for key, passed in (("0007", False), ("0008", True)):
-        instance.report_runless_asset_event(
-            dg.AssetMaterialization(CAPTION_TARS, partition=key, tags={DATA_VERSION_TAG: f"new-{key}"})
-        )
-        instance.report_runless_asset_event(
-            dg.AssetCheckEvaluation(
-                asset_key=CAPTION_TARS,
-                check_name="tar_matches_captions",
-                passed=passed,
-                severity=dg.AssetCheckSeverity.ERROR,
-                blocking=True,
-                partition=key,
-            )
-        )
-    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
-    assert sorted(tick.get_requested_partitions(published_tars.key)) == ["0008"]
-    assert tick.total_requested == 1
+    tick = dg.evaluate_automation_conditions(defs=state.defs([*ALL_ASSETS, after_checks]), instance=instance)
+    assert sorted(tick.get_requested_partitions(after_checks.key)) == BUILT
 
 
 def test_fill_schedule_requests_one_ranged_run_per_contiguous_block_of_missing_shards(
     state: State, instance: dg.DagsterInstance
 ) -> None:
+    record_built(instance, PER_SHARD_KEYS, SHARD_KEYS[len(BUILT) :])
     instance.wipe_asset_partitions(RAW_CAPTIONS, SHARD_KEYS[100:200])
     instance.wipe_asset_partitions(REARRANGED_CAPTIONS, SHARD_KEYS[:8])
     instance.wipe_asset_partitions(CAPTION_TARS, SHARD_KEYS[150:250])
@@ -229,6 +259,7 @@ RANGE_END = "dagster/asset_partition_range_end"
 
 
 def test_fill_schedule_skips_when_every_shard_is_built(instance: dg.DagsterInstance) -> None:
+    record_built(instance, PER_SHARD_KEYS, SHARD_KEYS[len(BUILT) :])
     schedule = build_fill_schedule("0 3 * * 0", build_shards)
     with dg.build_schedule_context(instance=instance) as context:
         data = schedule.evaluate_tick(context)

@@ -17,6 +17,9 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,  # not exported by `dagster`; needed to aim results
+)
 
 from e6_assets.assets.source import CAPTION_SOURCE
 from e6_assets.atomic import atomic_path
@@ -54,6 +57,43 @@ def _progress(context: dg.AssetExecutionContext, done: int, total: int) -> None:
 def _write_parquet(path, table: pa.Table) -> None:
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
+
+
+def _aimed_at_latest(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, checks: list[dg.AssetCheckEvaluation]
+) -> Iterator[dg.AssetCheckEvaluation]:
+    """The per-shard check results, each pointing at the shard's materialization just recorded.
+
+    Yielded after the step's MaterializeResult: a partitioned check result counts as current (and
+    ``AutomationCondition.all_deps_blocking_checks_passed()`` sees it) only when it targets the
+    latest materialization of its partition, and a raw ``AssetCheckEvaluation`` carries no target
+    unless given one.
+    """
+    keys = {check.partition for check in checks if check.partition}
+    latest = instance.get_latest_storage_id_by_partition(
+        asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=keys
+    )
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, storage_ids=list(latest.values())), limit=len(latest) or 1
+    ).records
+    targets = {
+        record.partition_key: AssetCheckEvaluationTargetMaterializationData(
+            storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+        )
+        for record in records
+    }
+    for check in checks:
+        yield dg.AssetCheckEvaluation(
+            asset_key=check.asset_key,
+            check_name=check.check_name,
+            passed=check.passed,
+            metadata=check.metadata,
+            target_materialization_data=targets.get(check.partition),
+            severity=check.severity,
+            description=check.description,
+            blocking=check.blocking,
+            partition=check.partition,
+        )
 
 
 def read_counts(path) -> CaptionCounts:
@@ -143,6 +183,7 @@ def rearranged_captions(context: dg.AssetExecutionContext, data_dir: DataDir) ->
     layout = data_dir.layout()
     keys = context.partition_keys
     versions: dict[str, str] = {}
+    checks: list[dg.AssetCheckEvaluation] = []
     for done, key in enumerate(keys, start=1):
         rows, duplicates = latest_row_per_id(pq.read_table(layout.raw(key)))
         captions = rearrange(rows)
@@ -154,16 +195,19 @@ def rearranged_captions(context: dg.AssetExecutionContext, data_dir: DataDir) ->
         context.add_asset_metadata(
             {**numbers, "path": dg.MetadataValue.path(str(layout.rearranged(key)))}, partition_key=key
         )
-        yield dg.AssetCheckEvaluation(
-            asset_key=REARRANGED_CAPTIONS,
-            check_name="caption_counts",
-            passed=counts.empty == 0,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata=numbers,
-            partition=key,
+        checks.append(
+            dg.AssetCheckEvaluation(
+                asset_key=REARRANGED_CAPTIONS,
+                check_name="caption_counts",
+                passed=counts.empty == 0,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata=numbers,
+                partition=key,
+            )
         )
         _progress(context, done, len(keys))
     yield dg.MaterializeResult(asset_key=REARRANGED_CAPTIONS)
+    yield from _aimed_at_latest(context.instance, REARRANGED_CAPTIONS, checks)
     yield from content_version_events(REARRANGED_CAPTIONS, versions)
 
 
@@ -203,6 +247,7 @@ def caption_tars(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterat
     layout = data_dir.layout()
     keys = context.partition_keys
     versions: dict[str, str] = {}
+    checks: list[dg.AssetCheckEvaluation] = []
     for done, key in enumerate(keys, start=1):
         captions = pq.read_table(layout.rearranged(key), columns=["id", "caption"])
         captions = captions.filter(pc.not_equal(captions.column("caption"), ""))
@@ -228,21 +273,24 @@ def caption_tars(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterat
             },
             partition_key=key,
         )
-        yield dg.AssetCheckEvaluation(
-            asset_key=CAPTION_TARS,
-            check_name="tar_matches_captions",
-            passed=not problems,
-            severity=dg.AssetCheckSeverity.ERROR,
-            blocking=True,
-            metadata={
-                "members": len(index.files),
-                "non_empty_captions": captions.num_rows,
-                "problems": "; ".join(problems) or "none",
-            },
-            partition=key,
+        checks.append(
+            dg.AssetCheckEvaluation(
+                asset_key=CAPTION_TARS,
+                check_name="tar_matches_captions",
+                passed=not problems,
+                severity=dg.AssetCheckSeverity.ERROR,
+                blocking=True,
+                metadata={
+                    "members": len(index.files),
+                    "non_empty_captions": captions.num_rows,
+                    "problems": "; ".join(problems) or "none",
+                },
+                partition=key,
+            )
         )
         _progress(context, done, len(keys))
     yield dg.MaterializeResult(asset_key=CAPTION_TARS)
+    yield from _aimed_at_latest(context.instance, CAPTION_TARS, checks)
     yield from content_version_events(CAPTION_TARS, versions)
 
 
