@@ -62,6 +62,24 @@ def shards_to_fill(instance: dg.DagsterInstance) -> list[str]:
     return sorted(wanted)
 
 
+def fill_requests(
+    instance: dg.DagsterInstance, job_name: str, tick: str, max_ranges: int = DEFAULT_MAX_RANGES
+) -> dg.SkipReason | list[dg.RunRequest]:
+    """One RunRequest per range of shards to fill, with the range tags that make it one ranged run."""
+    busy = instance.get_run_records(dg.RunsFilter(job_name=job_name, statuses=IN_PROGRESS), limit=1)
+    if busy:
+        return dg.SkipReason(f"a {job_name} run is still queued or in progress")
+    missing = shards_to_fill(instance)
+    if not missing:
+        return dg.SkipReason("every shard of every per-shard asset is materialized")
+    return [
+        dg.RunRequest(
+            run_key=f"fill-{first}-{last}-{tick}", tags={RANGE_START_TAG: first, RANGE_END_TAG: last}
+        )
+        for first, last in shard_ranges(missing, max_ranges)
+    ]
+
+
 def build_fill_schedule(cron_schedule: str, job: dg.UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
     @dg.schedule(
         name=FILL_SCHEDULE,
@@ -74,27 +92,9 @@ def build_fill_schedule(cron_schedule: str, job: dg.UnresolvedAssetJobDefinition
         ),
     )
     def fill_missing_shards(context: dg.ScheduleEvaluationContext) -> dg.SkipReason | list[dg.RunRequest]:
-        busy = context.instance.get_run_records(
-            dg.RunsFilter(job_name=job.name, statuses=IN_PROGRESS),
-            limit=1,
+        return fill_requests(
+            context.instance, job.name, context.scheduled_execution_time.strftime("%Y%m%dT%H%M")
         )
-        if busy:
-            return dg.SkipReason(f"a {job.name} run is still queued or in progress")
-        missing = shards_to_fill(context.instance)
-        if not missing:
-            return dg.SkipReason("every shard of every per-shard asset is materialized")
-        tick = (
-            context.scheduled_execution_time.strftime("%Y%m%dT%H%M")
-            if context.scheduled_execution_time
-            else ""
-        )
-        return [
-            dg.RunRequest(
-                run_key=f"fill-{first}-{last}-{tick}",
-                tags={RANGE_START_TAG: first, RANGE_END_TAG: last},
-            )
-            for first, last in shard_ranges(missing)
-        ]
 
     return fill_missing_shards
 

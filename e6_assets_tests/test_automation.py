@@ -4,6 +4,7 @@ failed blocking checks hold back their downstream; the fill schedule asks for fe
 
 from __future__ import annotations
 
+import datetime
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +30,13 @@ from e6_assets.automation import rebuild_on_change
 from e6_assets.jobs import build_shards
 from e6_assets.partitions import SHARD_KEYS, SHARDS, shard_key
 from e6_assets.resources import CaptionSource, DataDir
-from e6_assets.schedules import FILL_SCHEDULE, build_fill_schedule, observe_source, shard_ranges
+from e6_assets.schedules import (
+    FILL_SCHEDULE,
+    build_fill_schedule,
+    fill_requests,
+    observe_source,
+    shard_ranges,
+)
 from e6_assets.versions import DATA_VERSION_TAG
 from e6_assets_tests.conftest import range_tags
 
@@ -37,6 +44,9 @@ PER_SHARD_KEYS = [RAW_CAPTIONS, REARRANGED_CAPTIONS, CAPTION_TARS, META_CAP_FRAG
 
 
 BUILT = SHARD_KEYS[:8]  # shards built for real in each test; the rest are recorded without files
+
+
+NOT_BUILT = {RAW_CAPTIONS: [*SHARD_KEYS[100:200], "0500"], CAPTION_TARS: SHARD_KEYS[150:250]}
 
 
 @dataclass
@@ -71,24 +81,38 @@ class State:
         assert result.success
 
 
-@pytest.fixture
-def state(sample_dir: Path, tmp_path: Path) -> State:
-    source = tmp_path / "source"
-    shutil.copytree(sample_dir, source)
-    return State(source, tmp_path / "data")
+@pytest.fixture(scope="module")
+def shared(
+    tmp_path_factory: pytest.TempPathFactory, sample_dir: Path
+) -> Iterator[tuple[State, dg.DagsterInstance]]:
+    """Built once per module (recording events is the slow part): the source observed, shards BUILT
+    built by a real run, every other shard recorded as built (materializations without files: what
+    the automation conditions read) except the shards in NOT_BUILT, and meta_cap built.
 
-
-@pytest.fixture
-def instance(state: State) -> Iterator[dg.DagsterInstance]:
-    """The source observed, shards BUILT built by a real run, the meta_cap fragments of every other
-    shard recorded as built (materializations without files: what meta_cap's condition reads), and
-    meta_cap built."""
+    Tests share it and must leave it as they found it, apart from changes that the next test's
+    first automation tick absorbs (a first tick sees no updates).
+    """
+    root = tmp_path_factory.mktemp("automation")
+    state = State(root / "source", root / "data")
+    shutil.copytree(sample_dir, state.source)
     with dg.DagsterInstance.ephemeral() as ephemeral:
         assert state.observe(ephemeral) == len(SHARD_KEYS)
         state.build(ephemeral, BUILT[0], BUILT[-1])
-        record_built(ephemeral, [META_CAP_FRAGMENTS], SHARD_KEYS[len(BUILT) :])
+        for key in PER_SHARD_KEYS:
+            shards = [s for s in SHARD_KEYS[len(BUILT) :] if s not in NOT_BUILT.get(key, ())]
+            record_built(ephemeral, [key], shards)
         ephemeral.report_runless_asset_event(dg.AssetMaterialization(META_CAP))
-        yield ephemeral
+        yield state, ephemeral
+
+
+@pytest.fixture
+def state(shared: tuple[State, dg.DagsterInstance]) -> State:
+    return shared[0]
+
+
+@pytest.fixture
+def instance(shared: tuple[State, dg.DagsterInstance]) -> dg.DagsterInstance:
+    return shared[1]
 
 
 def record_built(instance: dg.DagsterInstance, keys: list[dg.AssetKey], shards: list[str]) -> None:
@@ -213,13 +237,13 @@ def check_result(instance: dg.DagsterInstance, shard: str, passed: bool) -> dg.A
 def test_failed_blocking_check_holds_back_its_downstream(state: State, instance: dg.DagsterInstance) -> None:
     defs = state.defs([*ALL_ASSETS, published_tars])
     tick = dg.evaluate_automation_conditions(defs=defs, instance=instance)
-    for shard, passed in (("0003", False), ("0005", True)):  # new tars: one fails its check
+    for shard, passed in (("0100", False), ("0101", True)):  # new tars: one fails its check
         instance.report_runless_asset_event(
             dg.AssetMaterialization(CAPTION_TARS, partition=shard, tags={DATA_VERSION_TAG: f"new-{shard}"})
         )
         instance.report_runless_asset_event(check_result(instance, shard, passed))
     tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
-    assert sorted(tick.get_requested_partitions(published_tars.key)) == ["0005"]
+    assert sorted(tick.get_requested_partitions(published_tars.key)) == ["0101"]
     assert tick.total_requested == 1
 
 
@@ -234,37 +258,32 @@ def test_check_results_of_a_ranged_run_count_as_passed_for_automation(
     def after_checks() -> None: ...
 
     tick = dg.evaluate_automation_conditions(defs=state.defs([*ALL_ASSETS, after_checks]), instance=instance)
-    assert sorted(tick.get_requested_partitions(after_checks.key)) == BUILT
+    passed = tick.get_requested_partitions(after_checks.key)
+    assert set(BUILT) <= passed  # every shard built by the run; no result yet: not passed
+    assert "0300" not in passed
 
 
-def test_fill_schedule_requests_one_ranged_run_per_contiguous_block_of_missing_shards(
-    state: State, instance: dg.DagsterInstance
-) -> None:
-    record_built(instance, PER_SHARD_KEYS, SHARD_KEYS[len(BUILT) :])
-    instance.wipe_asset_partitions(RAW_CAPTIONS, SHARD_KEYS[100:200])
-    instance.wipe_asset_partitions(REARRANGED_CAPTIONS, SHARD_KEYS[:8])
-    instance.wipe_asset_partitions(CAPTION_TARS, SHARD_KEYS[150:250])
+def test_fill_requests_one_ranged_run_per_block_of_missing_shards(instance: dg.DagsterInstance) -> None:
+    requests = fill_requests(instance, build_shards.name, tick="t")
+    ranges = [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in requests]
+    assert ranges == [("0100", "0249"), ("0500", "0500")]  # NOT_BUILT
+
+
+def test_fill_schedule_on_an_empty_instance_requests_one_run_of_all_shards() -> None:
     schedule = build_fill_schedule("0 3 * * 0", build_shards)
-    with dg.build_schedule_context(instance=instance) as context:
+    with (
+        dg.instance_for_test() as empty,
+        dg.build_schedule_context(
+            instance=empty, scheduled_execution_time=datetime.datetime(2026, 1, 4, 3, tzinfo=datetime.UTC)
+        ) as context,
+    ):
         requests = list(schedule.evaluate_tick(context).run_requests or [])
-    assert [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in requests] == [
-        ("0000", "0007"),
-        ("0100", "0249"),
-    ]
     assert schedule.name == FILL_SCHEDULE
+    assert [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in requests] == [("0000", "0999")]
 
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
-
-
-def test_fill_schedule_skips_when_every_shard_is_built(instance: dg.DagsterInstance) -> None:
-    record_built(instance, PER_SHARD_KEYS, SHARD_KEYS[len(BUILT) :])
-    schedule = build_fill_schedule("0 3 * * 0", build_shards)
-    with dg.build_schedule_context(instance=instance) as context:
-        data = schedule.evaluate_tick(context)
-    assert not data.run_requests
-    assert data.skip_message
 
 
 def test_shard_ranges_joins_the_closest_ranges_down_to_the_limit() -> None:
