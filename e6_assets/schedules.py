@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dagster as dg
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from e6_assets.assets import PER_SHARD_ASSETS
 from e6_assets.assets.source import CAPTION_SOURCE
@@ -51,14 +52,21 @@ def shard_ranges(keys: list[str], max_ranges: int = DEFAULT_MAX_RANGES) -> list[
 
 
 def shards_to_fill(instance: dg.DagsterInstance) -> list[str]:
-    """Shards that some per-shard asset has never materialized, or whose latest attempt failed."""
+    """Shards that some per-shard asset has never materialized, whose latest attempt failed, or
+    whose latest blocking check result (on the latest materialization) failed."""
     wanted: set[str] = set()
+    blocking: list[dg.AssetCheckKey] = []
     for assets_def in PER_SHARD_ASSETS:
         for asset_key in assets_def.keys:
             done = instance.get_materialized_partitions(asset_key)
             wanted.update(key for key in SHARD_KEYS if key not in done)
             statuses = instance.get_status_by_partition(asset_key, SHARD_KEYS, SHARDS) or {}
             wanted.update(key for key, status in statuses.items() if status == dg.AssetPartitionStatus.FAILED)
+        blocking.extend(spec.key for spec in assets_def.check_specs if spec.blocking)
+    for info in instance.event_log_storage.get_asset_check_partition_info(blocking):
+        failed = info.latest_execution_status == AssetCheckExecutionRecordStatus.FAILED
+        if failed and info.is_current and info.partition_key:
+            wanted.add(info.partition_key)
     return sorted(wanted)
 
 

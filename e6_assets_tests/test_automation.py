@@ -269,6 +269,16 @@ def test_fill_requests_one_ranged_run_per_block_of_missing_shards(instance: dg.D
     assert ranges == [("0100", "0249"), ("0500", "0500")]  # NOT_BUILT
 
 
+def test_fill_requests_include_shards_whose_blocking_check_failed(instance: dg.DagsterInstance) -> None:
+    instance.report_runless_asset_event(check_result(instance, "0700", passed=False))
+    try:
+        requests = fill_requests(instance, build_shards.name, tick="t")
+    finally:
+        instance.report_runless_asset_event(check_result(instance, "0700", passed=True))
+    ranges = [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in requests]
+    assert ranges == [("0100", "0249"), ("0500", "0500"), ("0700", "0700")]
+
+
 def test_fill_schedule_on_an_empty_instance_requests_one_run_of_all_shards() -> None:
     schedule = build_fill_schedule("0 3 * * 0", build_shards)
     with (
