@@ -1,12 +1,19 @@
-"""The code location: assets, checks, jobs and resources, assembled from the per-domain modules."""
+"""The code location: assets, checks, jobs, schedules, sensors and resources, assembled from the
+per-domain modules."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from e6_assets.assets import ALL_ASSETS
-from e6_assets.jobs import JOBS
+from e6_assets.jobs import JOBS, build_shards
 from e6_assets.resources import CaptionSource, DataDir, IdUniverse
+from e6_assets.schedules import build_fill_schedule, build_observe_schedule, observe_source
+from e6_assets.sensors import build_automation_sensor
+
+DEFAULT_OBSERVE_CRON = "0 * * * *"  # hourly
+DEFAULT_FILL_CRON = "0 3 * * 0"  # Sundays 03:00 UTC
+DEFAULT_AUTOMATION_INTERVAL = "60"  # seconds between evaluations of the automation conditions
 
 
 def resources() -> dict[str, dg.ConfigurableResource]:
@@ -20,4 +27,19 @@ def resources() -> dict[str, dg.ConfigurableResource]:
     }
 
 
-defs = dg.Definitions(assets=ALL_ASSETS, jobs=JOBS, resources=resources())
+def build_defs() -> dg.Definitions:
+    """Schedules and the sensor take their timing from E6_OBSERVE_CRON, E6_FILL_CRON and
+    E6_AUTOMATION_INTERVAL_SECONDS when the code location loads (defaults above)."""
+    observe_cron = dg.EnvVar("E6_OBSERVE_CRON").get_value(DEFAULT_OBSERVE_CRON) or DEFAULT_OBSERVE_CRON
+    fill_cron = dg.EnvVar("E6_FILL_CRON").get_value(DEFAULT_FILL_CRON) or DEFAULT_FILL_CRON
+    interval = dg.EnvVar("E6_AUTOMATION_INTERVAL_SECONDS").get_value(DEFAULT_AUTOMATION_INTERVAL)
+    return dg.Definitions(
+        assets=ALL_ASSETS,
+        jobs=[*JOBS, observe_source],
+        schedules=[build_observe_schedule(observe_cron), build_fill_schedule(fill_cron, build_shards)],
+        sensors=[build_automation_sensor(int(interval or DEFAULT_AUTOMATION_INTERVAL))],
+        resources=resources(),
+    )
+
+
+defs = build_defs()

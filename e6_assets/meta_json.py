@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from isal import igzip
 
 from e6_assets.atomic import atomic_open, atomic_path
+from e6_assets.parquet_files import write_parquet
 
 FRAGMENT_SCHEMA = pa.schema([("id", pa.int64()), ("entry", pa.string())])
 _BATCH_ROWS = 256  # per open fragment during the merge: 1000 x 256 entries in memory at most
@@ -48,10 +49,10 @@ def caption_entries(ids: pa.Array, captions: pa.Array) -> pa.Table:
     return pa.table({"id": ids, "entry": pa.array(entries, pa.string())}, schema=FRAGMENT_SCHEMA)
 
 
-def write_fragment(path: Path, fragment: pa.Table) -> None:
-    # Small row groups: the merge holds one row group of each of the 1000 open fragments at a time.
-    with atomic_path(path) as tmp:
-        pq.write_table(fragment, tmp, compression="zstd", row_group_size=_BATCH_ROWS)
+def write_fragment(path: Path, fragment: pa.Table) -> str:
+    """Write a fragment; returns its content version (small row groups: the merge holds one row
+    group of each of the 1000 open fragments at a time)."""
+    return write_parquet(path, fragment, row_group_size=_BATCH_ROWS)
 
 
 def _fragment_entries(path: Path) -> Iterator[tuple[int, str]]:

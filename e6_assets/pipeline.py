@@ -9,33 +9,21 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from e6_assets.atomic import atomic_path
 from e6_assets.captions import CaptionCounts, count_captions, latest_row_per_id, rearrange
 from e6_assets.layout import DataLayout
 from e6_assets.meta_json import caption_entries, merge_fragments, write_fragment, write_tar_gz
+from e6_assets.parquet_files import read_parquet, write_parquet
 from e6_assets.shards import SHARD_KEYS
 from e6_assets.sources import ResolvedSource
 from e6_assets.staging import StagedSource, StagingReport, stage_source
 from e6_assets.tars import TarIndex, index_problems, write_tar
 
 _COUNTS_KEY = b"e6_assets.caption_counts"
-
-
-def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
-    """One small Parquet file (``ParquetFile.read`` is ~8x cheaper than ``read_table`` for these)."""
-    with pq.ParquetFile(path) as handle:
-        return handle.read(columns=columns)
-
-
-def write_parquet(path: Path, table: pa.Table) -> None:
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
 
 
 def stage(source: ResolvedSource, layout: DataLayout) -> StagingReport:
@@ -45,23 +33,24 @@ def stage(source: ResolvedSource, layout: DataLayout) -> StagingReport:
 
 def write_raw_shards(
     source: ResolvedSource, layout: DataLayout, keys: Sequence[str]
-) -> Iterator[tuple[str, int]]:
-    """Write ``raw/NNNN.parquet`` for each shard of ``keys``; yields ``(shard, rows)`` as it goes."""
+) -> Iterator[tuple[str, int, str]]:
+    """Write ``raw/NNNN.parquet`` for each shard of ``keys``; yields ``(shard, rows, version)``."""
     staged = StagedSource(source.files, layout.staged_dir)
     for shard, rows in staged.iter_shard_tables([int(key) for key in keys]):
         key = SHARD_KEYS[shard]
-        write_parquet(layout.raw(key), rows.drop_columns(["shard"]))
-        yield key, rows.num_rows
+        version = write_parquet(layout.raw(key), rows.drop_columns(["shard"]))
+        yield key, rows.num_rows, version
 
 
-def rearrange_shard(layout: DataLayout, key: str) -> CaptionCounts:
-    """De-duplicate the shard's raw rows, apply the caption rule, write ``rearranged/NNNN.parquet``."""
+def rearrange_shard(layout: DataLayout, key: str) -> tuple[CaptionCounts, str]:
+    """De-duplicate the shard's raw rows, apply the caption rule, write ``rearranged/NNNN.parquet``.
+
+    Returns the shard's caption counts and the content version of the file written."""
     rows, duplicates = latest_row_per_id(read_parquet(layout.raw(key)))
     captions = rearrange(rows)
     counts = count_captions(captions, duplicates)
     captions = captions.replace_schema_metadata({_COUNTS_KEY: json.dumps(counts.as_dict()).encode()})
-    write_parquet(layout.rearranged(key), captions)
-    return counts
+    return counts, write_parquet(layout.rearranged(key), captions)
 
 
 def read_counts(layout: DataLayout, key: str) -> CaptionCounts:
@@ -75,6 +64,10 @@ class TarResult:
     index: TarIndex
     non_empty_captions: int
     problems: list[str]  # empty when the tar and its index agree with the captions
+
+    @property
+    def version(self) -> str:
+        return self.index.hash_lfs  # the tar's sha256
 
 
 def tar_shard(layout: DataLayout, key: str) -> TarResult:
@@ -91,13 +84,12 @@ def tar_shard(layout: DataLayout, key: str) -> TarResult:
     return TarResult(index, captions.num_rows, problems)
 
 
-def fragment_shard(layout: DataLayout, key: str) -> int:
-    """Write the shard's ``meta_cap.json`` fragment; returns its entry count."""
+def fragment_shard(layout: DataLayout, key: str) -> tuple[int, str]:
+    """Write the shard's ``meta_cap.json`` fragment; returns its entry count and content version."""
     captions = read_parquet(layout.rearranged(key))
     fragment = caption_entries(captions.column("id"), captions.column("caption"))
     fragment = fragment.append_column("caption_source", captions.column("caption_source"))
-    write_fragment(layout.meta_cap_fragment(key), fragment)
-    return fragment.num_rows
+    return fragment.num_rows, write_fragment(layout.meta_cap_fragment(key), fragment)
 
 
 @dataclass(frozen=True)
@@ -142,7 +134,7 @@ def build(source: ResolvedSource, layout: DataLayout, keys: Sequence[str] = SHAR
     stage(source, layout)
     for _ in write_raw_shards(source, layout, keys):
         pass
-    totals = sum((rearrange_shard(layout, key) for key in keys), CaptionCounts())
+    totals = sum((rearrange_shard(layout, key)[0] for key in keys), CaptionCounts())
     for key in keys:
         result = tar_shard(layout, key)
         if result.problems:

@@ -109,7 +109,8 @@ class StagedSource:
         for path in self._paths:  # file name order, each file ordered by shard then line
             with pq.ParquetFile(path) as staged:
                 parts.append(staged.read_row_group(block))
-        table = pa.concat_tables(parts) if parts else RAW_SCHEMA.empty_table()
+        # The staged files' own metadata (their source fingerprints) is not part of the rows.
+        table = pa.concat_tables(parts).replace_schema_metadata(None) if parts else RAW_SCHEMA.empty_table()
         if shards is not None:
             table = table.filter(pc.is_in(table.column("shard"), pa.array(shards, pa.int16())))
         # Arrow's sort is stable: within a shard, rows stay in file order, then line order.

@@ -21,7 +21,7 @@ def write_rearranged(sample_dir: Path, layout: DataLayout) -> None:
     the caption assets run, without the cost of 1000 partitions of Dagster bookkeeping."""
     source = resolve_local(sample_dir)
     pipeline.stage(source, layout)
-    for key, _ in pipeline.write_raw_shards(source, layout, SHARD_KEYS):
+    for key, _, _ in pipeline.write_raw_shards(source, layout, SHARD_KEYS):
         pipeline.rearrange_shard(layout, key)
         pipeline.fragment_shard(layout, key)
 

@@ -3,16 +3,28 @@
 Every per-shard asset has a single-run backfill policy, so a range of shards is one run; the body
 loops over ``context.partition_keys`` and records each shard's numbers as that shard's metadata and
 check results. The data work is in ``e6_assets.pipeline``.
+
+Each per-shard asset also records a data version per shard from the shard's content (the sha256 of
+the file it wrote), logged as an observation of that shard after the step's materializations: Dagster
+has one data version per step output, the same for every shard of a ranged run. With the automation
+conditions in ``e6_assets.automation``, a rebuild whose content did not change does not make the
+shard's downstream eligible.
 """
 
 from collections.abc import Iterator
 
 import dagster as dg
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,  # not exported by `dagster`; needed to aim results
+)
 
 from e6_assets import pipeline
+from e6_assets.assets.source import CAPTION_SOURCE
+from e6_assets.automation import rebuild_on_change
 from e6_assets.jsonl import SourceError
 from e6_assets.partitions import SHARDS
 from e6_assets.resources import CaptionSource, DataDir
+from e6_assets.versions import content_version_events
 
 SHARD_POOL = "e6_shards"  # dagster.yaml limits this pool so that two runs never write one shard
 
@@ -34,8 +46,47 @@ def _progress(context: dg.AssetExecutionContext, done: int, total: int) -> None:
         context.log.info(f"{context.asset_key.to_user_string()}: {done}/{total} shards")
 
 
+def _aimed_at_latest(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, checks: list[dg.AssetCheckEvaluation]
+) -> Iterator[dg.AssetCheckEvaluation]:
+    """The per-shard check results, each pointing at the shard's materialization just recorded.
+
+    Yielded after the step's MaterializeResult: a partitioned check result counts as current (and
+    ``AutomationCondition.all_deps_blocking_checks_passed()`` sees it) only when it targets the
+    latest materialization of its partition, and a raw ``AssetCheckEvaluation`` carries no target
+    unless given one.
+    """
+    keys = {check.partition for check in checks if check.partition}
+    latest = instance.get_latest_storage_id_by_partition(
+        asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=keys
+    )
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, storage_ids=list(latest.values())), limit=len(latest) or 1
+    ).records
+    targets = {
+        record.partition_key: AssetCheckEvaluationTargetMaterializationData(
+            storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+        )
+        for record in records
+    }
+    for check in checks:
+        yield dg.AssetCheckEvaluation(
+            asset_key=check.asset_key,
+            check_name=check.check_name,
+            passed=check.passed,
+            metadata=check.metadata,
+            target_materialization_data=targets.get(check.partition),
+            severity=check.severity,
+            description=check.description,
+            blocking=check.blocking,
+            partition=check.partition,
+        )
+
+
 @dg.asset(
     key=RAW_CAPTIONS,
+    automation_condition=rebuild_on_change(),
+    deps=[CAPTION_SOURCE],
     group_name="captions",
     kinds={"parquet"},
     code_version="1",
@@ -46,9 +97,7 @@ def _progress(context: dg.AssetExecutionContext, done: int, total: int) -> None:
     ),
     **_PER_SHARD,
 )
-def raw_captions(
-    context: dg.AssetExecutionContext, source: CaptionSource, data_dir: DataDir
-) -> dg.MaterializeResult:
+def raw_captions(context: dg.AssetExecutionContext, source: CaptionSource, data_dir: DataDir) -> Iterator:
     layout = data_dir.layout()
     resolved = source.resolve(layout.root)
     context.log.info(f"source: {resolved.description} ({len(resolved.files)} monthly files)")
@@ -57,12 +106,14 @@ def raw_captions(
     except SourceError as error:
         raise dg.Failure(description=str(error)) from error
     keys = context.partition_keys
-    for done, (key, rows) in enumerate(pipeline.write_raw_shards(resolved, layout, keys), start=1):
+    versions: dict[str, str] = {}
+    for done, (key, rows, version) in enumerate(pipeline.write_raw_shards(resolved, layout, keys), start=1):
+        versions[key] = version
         context.add_asset_metadata(
             {"rows": rows, "path": dg.MetadataValue.path(str(layout.raw(key)))}, partition_key=key
         )
         _progress(context, done, len(keys))
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "source": resolved.description,
             "synthetic": resolved.synthetic,
@@ -71,6 +122,7 @@ def raw_captions(
             **resolved.metadata,
         }
     )
+    yield from content_version_events(RAW_CAPTIONS, versions)
 
 
 @dg.multi_asset(
@@ -79,6 +131,7 @@ def raw_captions(
             REARRANGED_CAPTIONS,
             deps=[RAW_CAPTIONS],
             group_name="captions",
+            automation_condition=rebuild_on_change(),
             kinds={"parquet"},
             code_version="1",
             description=(
@@ -106,22 +159,28 @@ def raw_captions(
 def rearranged_captions(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterator:
     layout = data_dir.layout()
     keys = context.partition_keys
+    versions: dict[str, str] = {}
+    checks: list[dg.AssetCheckEvaluation] = []
     for done, key in enumerate(keys, start=1):
-        counts = pipeline.rearrange_shard(layout, key)
+        counts, versions[key] = pipeline.rearrange_shard(layout, key)
         numbers = counts.as_dict()
         context.add_asset_metadata(
             {**numbers, "path": dg.MetadataValue.path(str(layout.rearranged(key)))}, partition_key=key
         )
-        yield dg.AssetCheckEvaluation(
-            asset_key=REARRANGED_CAPTIONS,
-            check_name="caption_counts",
-            passed=counts.empty == 0,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata=numbers,
-            partition=key,
+        checks.append(
+            dg.AssetCheckEvaluation(
+                asset_key=REARRANGED_CAPTIONS,
+                check_name="caption_counts",
+                passed=counts.empty == 0,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata=numbers,
+                partition=key,
+            )
         )
         _progress(context, done, len(keys))
     yield dg.MaterializeResult(asset_key=REARRANGED_CAPTIONS)
+    yield from _aimed_at_latest(context.instance, REARRANGED_CAPTIONS, checks)
+    yield from content_version_events(REARRANGED_CAPTIONS, versions)
 
 
 @dg.multi_asset(
@@ -130,6 +189,7 @@ def rearranged_captions(context: dg.AssetExecutionContext, data_dir: DataDir) ->
             CAPTION_TARS,
             deps=[REARRANGED_CAPTIONS],
             group_name="captions",
+            automation_condition=rebuild_on_change(),
             kinds={"tar"},
             code_version="1",
             description=(
@@ -158,9 +218,11 @@ def rearranged_captions(context: dg.AssetExecutionContext, data_dir: DataDir) ->
 def caption_tars(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterator:
     layout = data_dir.layout()
     keys = context.partition_keys
+    versions: dict[str, str] = {}
+    checks: list[dg.AssetCheckEvaluation] = []
     for done, key in enumerate(keys, start=1):
         result = pipeline.tar_shard(layout, key)
-        index = result.index
+        index, versions[key] = result.index, result.version
         context.add_asset_metadata(
             {
                 "members": len(index.files),
@@ -171,25 +233,30 @@ def caption_tars(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterat
             },
             partition_key=key,
         )
-        yield dg.AssetCheckEvaluation(
-            asset_key=CAPTION_TARS,
-            check_name="tar_matches_captions",
-            passed=not result.problems,
-            severity=dg.AssetCheckSeverity.ERROR,
-            blocking=True,
-            metadata={
-                "members": len(index.files),
-                "non_empty_captions": result.non_empty_captions,
-                "problems": "; ".join(result.problems) or "none",
-            },
-            partition=key,
+        checks.append(
+            dg.AssetCheckEvaluation(
+                asset_key=CAPTION_TARS,
+                check_name="tar_matches_captions",
+                passed=not result.problems,
+                severity=dg.AssetCheckSeverity.ERROR,
+                blocking=True,
+                metadata={
+                    "members": len(index.files),
+                    "non_empty_captions": result.non_empty_captions,
+                    "problems": "; ".join(result.problems) or "none",
+                },
+                partition=key,
+            )
         )
         _progress(context, done, len(keys))
     yield dg.MaterializeResult(asset_key=CAPTION_TARS)
+    yield from _aimed_at_latest(context.instance, CAPTION_TARS, checks)
+    yield from content_version_events(CAPTION_TARS, versions)
 
 
 @dg.asset(
     key=META_CAP_FRAGMENTS,
+    automation_condition=rebuild_on_change(),
     deps=[REARRANGED_CAPTIONS],
     group_name="captions",
     kinds={"parquet"},
@@ -200,23 +267,27 @@ def caption_tars(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterat
     ),
     **_PER_SHARD,
 )
-def meta_cap_fragments(context: dg.AssetExecutionContext, data_dir: DataDir) -> dg.MaterializeResult:
+def meta_cap_fragments(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterator:
     layout = data_dir.layout()
     keys = context.partition_keys
+    versions: dict[str, str] = {}
     for done, key in enumerate(keys, start=1):
+        entries, versions[key] = pipeline.fragment_shard(layout, key)
         context.add_asset_metadata(
             {
-                "entries": pipeline.fragment_shard(layout, key),
+                "entries": entries,
                 "path": dg.MetadataValue.path(str(layout.meta_cap_fragment(key))),
             },
             partition_key=key,
         )
         _progress(context, done, len(keys))
-    return dg.MaterializeResult()
+    yield dg.MaterializeResult()
+    yield from content_version_events(META_CAP_FRAGMENTS, versions)
 
 
 @dg.asset(
     key=META_CAP,
+    automation_condition=rebuild_on_change(),
     deps=[dg.AssetDep(META_CAP_FRAGMENTS, partition_mapping=dg.AllPartitionMapping())],
     group_name="captions",
     kinds={"json"},
