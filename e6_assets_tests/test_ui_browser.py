@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from e6_assets_tests.ui_server import CHROMIUM, CHROMIUM_ARGS, REPO, UiServer, dagster_dev
+from e6_assets_tests.dagster_dev import CHROMIUM, CHROMIUM_ARGS, REPO, UiServer, dagster_dev
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (Debian: apt-get install chromium)"

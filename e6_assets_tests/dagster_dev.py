@@ -1,4 +1,4 @@
-"""Start ``dagster dev`` (webserver + daemon) on a throwaway instance for browser tests, and stop it."""
+"""Start ``dagster dev`` (webserver + daemon) on a throwaway instance for end-to-end tests, and stop it."""
 
 from __future__ import annotations
 
@@ -52,10 +52,10 @@ def _get(url: str) -> bytes | None:
         return None
 
 
-def graphql(url: str, query: str) -> dict:
+def graphql(url: str, query: str, variables: dict | None = None) -> dict:
     request = urllib.request.Request(
         f"{url}/graphql",
-        data=json.dumps({"query": query}).encode(),
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
@@ -92,8 +92,8 @@ def _stop(process: subprocess.Popen, grace: float = 20.0) -> None:
 def dagster_dev(workdir: Path, source: Path, startup_timeout: float = 120.0) -> Iterator[UiServer]:
     """``dagster dev`` on 127.0.0.1 with DAGSTER_HOME, E6_SOURCE and E6_DATA_DIR under ``workdir``.
 
-    It runs in ``workdir``, not the repository: Dagster reads ``.env`` from the current folder and its
-    values replace the environment's, which would point the server at the repository's defaults.
+    It runs in ``workdir``, not the repository: Dagster would apply a ``.env`` found in the current
+    folder over the environment given here.
     """
     home, data_dir = workdir / "dagster_home", workdir / "data"
     home.mkdir(parents=True)
