@@ -83,6 +83,8 @@ def _run(selection: list, tags: dict[str, str], instance: dg.DagsterInstance) ->
 
 def build(args: argparse.Namespace) -> int:
     from e6_assets.assets import MERGED_ASSETS, PER_SHARD_ASSETS
+    from e6_assets.assets.captions import MERGED_CAPTION_ASSETS, PER_SHARD_CAPTION_ASSETS
+    from e6_assets.assets.merge import summary_of
     from e6_assets.captions import CaptionCounts
     from e6_assets.pipeline import read_counts
     from e6_assets.resources import DataDir
@@ -103,7 +105,12 @@ def build(args: argparse.Namespace) -> int:
     if shards != SHARD_KEYS[int(shards[0]) : int(shards[-1]) + 1]:
         print("e6-assets: --shards must be one contiguous range for a single run", file=sys.stderr)
         return 2
-    result = _run(list(PER_SHARD_ASSETS), range_tags, instance)
+    # Without an id universe the merge assets would only record a skip: leave them out of the runs
+    # (at full scale that saves a thousand planned-materialization events).
+    merging = bool(os.environ["E6_ID_UNIVERSE"].strip())
+    per_shard = PER_SHARD_ASSETS if merging else PER_SHARD_CAPTION_ASSETS
+    merged_assets = MERGED_ASSETS if merging else MERGED_CAPTION_ASSETS
+    result = _run(list(per_shard), range_tags, instance)
     if not result.success:
         print(f"e6-assets: shard build failed: {_failure_message(result)}", file=sys.stderr)
         return 1
@@ -120,14 +127,12 @@ def build(args: argparse.Namespace) -> int:
     if missing:
         print(f"merged files not rebuilt: {len(missing)} shards are not built yet (first: {missing[0]})")
         return 0
-    merged = _run(list(MERGED_ASSETS), {}, instance)
+    merged = _run(list(merged_assets), {}, instance)
     if not merged.success:
         print(f"e6-assets: merge failed: {_failure_message(merged)}", file=sys.stderr)
         return 1
     print(f"wrote {layout.meta_cap_json} and {layout.meta_cap_tar_gz}")
-    from e6_assets.assets.merge import summary_of
-
-    if summary := summary_of(merged):
+    if merging and (summary := summary_of(merged)):
         print(f"wrote {layout.meta_lat_v2_json} and {layout.missing_json}: {summary}")
     return 0
 
