@@ -19,6 +19,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 )
 
 from e6_assets import pipeline
+from e6_assets.assets.per_shard import PER_SHARD, log_progress
 from e6_assets.assets.source import CAPTION_SOURCE
 from e6_assets.automation import rebuild_on_change
 from e6_assets.jsonl import SourceError
@@ -26,24 +27,11 @@ from e6_assets.partitions import SHARDS
 from e6_assets.resources import CaptionSource, DataDir
 from e6_assets.versions import content_version_events
 
-SHARD_POOL = "e6_shards"  # dagster.yaml limits this pool so that two runs never write one shard
-
 RAW_CAPTIONS = dg.AssetKey("raw_captions")
 REARRANGED_CAPTIONS = dg.AssetKey("rearranged_captions")
 CAPTION_TARS = dg.AssetKey("caption_tars")
 META_CAP_FRAGMENTS = dg.AssetKey("meta_cap_fragments")
 META_CAP = dg.AssetKey("meta_cap")
-
-_PER_SHARD = dict(
-    partitions_def=SHARDS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=SHARD_POOL,
-)
-
-
-def _progress(context: dg.AssetExecutionContext, done: int, total: int) -> None:
-    if done == total or done % max(1, total // 10) == 0:
-        context.log.info(f"{context.asset_key.to_user_string()}: {done}/{total} shards")
 
 
 def _aimed_at_latest(
@@ -95,7 +83,7 @@ def _aimed_at_latest(
         "brief_summary, response_finish_reason, and the file and line each came from. "
         "`raw/NNNN.parquet` under the data root."
     ),
-    **_PER_SHARD,
+    **PER_SHARD,
 )
 def raw_captions(context: dg.AssetExecutionContext, source: CaptionSource, data_dir: DataDir) -> Iterator:
     layout = data_dir.layout()
@@ -112,7 +100,7 @@ def raw_captions(context: dg.AssetExecutionContext, source: CaptionSource, data_
         context.add_asset_metadata(
             {"rows": rows, "path": dg.MetadataValue.path(str(layout.raw(key)))}, partition_key=key
         )
-        _progress(context, done, len(keys))
+        log_progress(context, done, len(keys))
     yield dg.MaterializeResult(
         metadata={
             "source": resolved.description,
@@ -154,7 +142,7 @@ def raw_captions(context: dg.AssetExecutionContext, source: CaptionSource, data_
         )
     ],
     can_subset=True,  # makes the check output optional: its results are yielded per shard below
-    **_PER_SHARD,
+    **PER_SHARD,
 )
 def rearranged_captions(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterator:
     layout = data_dir.layout()
@@ -177,7 +165,7 @@ def rearranged_captions(context: dg.AssetExecutionContext, data_dir: DataDir) ->
                 partition=key,
             )
         )
-        _progress(context, done, len(keys))
+        log_progress(context, done, len(keys))
     yield dg.MaterializeResult(asset_key=REARRANGED_CAPTIONS)
     yield from _aimed_at_latest(context.instance, REARRANGED_CAPTIONS, checks)
     yield from content_version_events(REARRANGED_CAPTIONS, versions)
@@ -213,7 +201,7 @@ def rearranged_captions(context: dg.AssetExecutionContext, data_dir: DataDir) ->
         )
     ],
     can_subset=True,
-    **_PER_SHARD,
+    **PER_SHARD,
 )
 def caption_tars(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterator:
     layout = data_dir.layout()
@@ -248,7 +236,7 @@ def caption_tars(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterat
                 partition=key,
             )
         )
-        _progress(context, done, len(keys))
+        log_progress(context, done, len(keys))
     yield dg.MaterializeResult(asset_key=CAPTION_TARS)
     yield from _aimed_at_latest(context.instance, CAPTION_TARS, checks)
     yield from content_version_events(CAPTION_TARS, versions)
@@ -265,7 +253,7 @@ def caption_tars(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterat
         "Each shard's entries of meta_cap.json, ascending id, already serialised: the merged file "
         "is a streaming k-way merge of these. `meta_cap/NNNN.parquet`."
     ),
-    **_PER_SHARD,
+    **PER_SHARD,
 )
 def meta_cap_fragments(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterator:
     layout = data_dir.layout()
@@ -280,7 +268,7 @@ def meta_cap_fragments(context: dg.AssetExecutionContext, data_dir: DataDir) -> 
             },
             partition_key=key,
         )
-        _progress(context, done, len(keys))
+        log_progress(context, done, len(keys))
     yield dg.MaterializeResult()
     yield from content_version_events(META_CAP_FRAGMENTS, versions)
 

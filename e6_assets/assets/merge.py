@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from e6_assets.assets.captions import REARRANGED_CAPTIONS, SHARD_POOL
+from e6_assets.assets.captions import REARRANGED_CAPTIONS
+from e6_assets.assets.per_shard import PER_SHARD, log_progress
 from e6_assets.merge import MergeInputError, merge_meta_lat, merge_universe_shards
 from e6_assets.partitions import SHARDS
 from e6_assets.resources import DataDir, IdUniverse
@@ -63,11 +64,6 @@ def observe_id_universe(
     )
 
 
-def _progress(context: dg.AssetExecutionContext, done: int, total: int) -> None:
-    if done == total or done % max(1, total // 10) == 0:
-        context.log.info(f"{context.asset_key.to_user_string()}: {done}/{total} shards")
-
-
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
@@ -98,9 +94,7 @@ def _progress(context: dg.AssetExecutionContext, done: int, total: int) -> None:
         )
     ],
     can_subset=True,  # makes the check output optional: its results are yielded per shard below
-    partitions_def=SHARDS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=SHARD_POOL,
+    **PER_SHARD,
 )
 def meta_lat_v2_fragments(
     context: dg.AssetExecutionContext, id_universe: IdUniverse, data_dir: DataDir
@@ -135,7 +129,7 @@ def meta_lat_v2_fragments(
             metadata={**numbers, "warn_above_fraction": threshold},
             partition=key,
         )
-        _progress(context, done, len(keys))
+        log_progress(context, done, len(keys))
     yield dg.MaterializeResult(
         asset_key=META_LAT_V2_FRAGMENTS,
         metadata={
