@@ -23,9 +23,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from e6_assets.atomic import atomic_path, atomic_write_bytes
+from e6_assets.atomic import atomic_write_bytes
 from e6_assets.layout import DataLayout
-from e6_assets.meta_json import indented_entry, json_string, merge_fragments
+from e6_assets.meta_json import indented_entry, json_string, merge_fragments, write_fragment
+from e6_assets.parquet_files import read_parquet
 from e6_assets.shards import SHARD_KEYS
 from e6_assets.universe import StagedUniverse
 
@@ -39,7 +40,6 @@ MERGE_FRAGMENT_SCHEMA = pa.schema(
     ]
 )
 MISSING_KINDS = ("tags", "caption", "latent")
-FRAGMENT_ROW_GROUP = 256
 _COUNTS_KEY = b"e6_assets.merge_counts"
 _UNIVERSE_KEY = b"e6_assets.universe_sha256"
 
@@ -124,13 +124,14 @@ def merge_shard(universe: pa.Table, captions: pa.Table) -> tuple[pa.Table, Merge
 
 
 def write_merge_fragment(path: Path, fragment: pa.Table, counts: MergeCounts, universe_sha256: str) -> None:
-    """Write a fragment with its counts and the universe version in the Parquet footer."""
-    fragment = fragment.replace_schema_metadata(
-        {_COUNTS_KEY: json.dumps(counts.as_dict()).encode(), _UNIVERSE_KEY: universe_sha256.encode()}
+    """Write a fragment (as ``meta_json`` writes its own, for the same merge) with its counts and the
+    universe version in the Parquet footer."""
+    write_fragment(
+        path,
+        fragment.replace_schema_metadata(
+            {_COUNTS_KEY: json.dumps(counts.as_dict()).encode(), _UNIVERSE_KEY: universe_sha256.encode()}
+        ),
     )
-    with atomic_path(path) as tmp:
-        # Small row groups: the k-way merge of 1000 fragments holds one group of each.
-        pq.write_table(fragment, tmp, compression="zstd", row_group_size=FRAGMENT_ROW_GROUP)
 
 
 def read_merge_footer(path: Path) -> tuple[MergeCounts, str]:
@@ -146,7 +147,7 @@ def write_missing_json(fragments: Sequence[Path], out_path: Path) -> dict[str, i
     """
     found: dict[str, list[pa.Array]] = {kind: [] for kind in MISSING_KINDS}
     for path in fragments:
-        table = pq.read_table(path, columns=["id", *(f"missing_{kind}" for kind in MISSING_KINDS)])
+        table = read_parquet(path, ["id", *(f"missing_{kind}" for kind in MISSING_KINDS)])
         for kind in MISSING_KINDS:
             found[kind].append(table.column("id").filter(table.column(f"missing_{kind}")).combine_chunks())
     missing = {
@@ -166,7 +167,7 @@ def merge_universe_shards(
     """Write ``meta_lat_v2/NNNN.parquet`` for each shard of ``keys``; yields ``(shard, counts)``."""
     for shard, universe in staged.iter_shard_tables([int(key) for key in keys]):
         key = SHARD_KEYS[shard]
-        captions = pq.read_table(layout.rearranged(key), columns=["id", "caption"])
+        captions = read_parquet(layout.rearranged(key), ["id", "caption"])
         fragment, counts = merge_shard(universe, captions)
         write_merge_fragment(layout.meta_lat_fragment(key), fragment, counts, staged.sha256)
         yield key, counts
