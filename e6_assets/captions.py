@@ -40,12 +40,17 @@ def latest_row_per_id(raw: pa.Table) -> tuple[pa.Table, int]:
     Returns the rows ascending by id and how many duplicates were dropped.
     """
     ordered = raw.sort_by([("id", "ascending"), ("source_file", "ascending"), ("line", "ascending")])
+    kept = last_row_of_each_id(ordered)
+    return kept, ordered.num_rows - kept.num_rows
+
+
+def last_row_of_each_id(ordered: pa.Table) -> pa.Table:
+    """The last row of each run of equal ids in a table already ordered by id (then by precedence)."""
     ids = ordered.column("id").to_numpy()
     if len(ids) < 2:
-        return ordered, 0
+        return ordered
     is_last_of_id = np.append(ids[1:] != ids[:-1], True)
-    kept = ordered.filter(pa.array(is_last_of_id))
-    return kept, ordered.num_rows - kept.num_rows
+    return ordered if is_last_of_id.all() else ordered.filter(pa.array(is_last_of_id))
 
 
 def _join_non_empty(first: pa.ChunkedArray, second: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from e6_assets.atomic import atomic_write_bytes
+from e6_assets.captions import last_row_of_each_id
 from e6_assets.shards import SHARD_COUNT
 from e6_assets.sources import SourceNotFound, parse_hf_url
 
@@ -344,17 +345,8 @@ class StagedUniverse:
         for bucket in sorted({shard // BUCKET_SHARDS for shard in wanted}):
             table = pq.read_table(self.folder / _bucket_name(bucket))
             table = table.sort_by([("shard", "ascending"), ("id", "ascending"), ("seq", "ascending")])
-            table = _keep_last_per_id(table)
+            table = last_row_of_each_id(table)  # ordered by id within each shard
             shard_column = table.column("shard").to_numpy()
             for shard in (s for s in wanted if s // BUCKET_SHARDS == bucket):
                 lo, hi = np.searchsorted(shard_column, [shard, shard + 1], side="left")
                 yield shard, table.slice(lo, hi - lo).select(UNIVERSE_SCHEMA.names)
-
-
-def _keep_last_per_id(table: pa.Table) -> pa.Table:
-    ids = table.column("id").to_numpy()
-    if len(ids) < 2:
-        return table
-    last = np.ones(len(ids), dtype=bool)
-    last[:-1] = ids[:-1] != ids[1:]
-    return table if last.all() else table.filter(pa.array(last))
