@@ -52,7 +52,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
     except OSError as error:
         reason = os.strerror(error.errno) if error.errno else str(error)
         kept = "the previous file is kept" if path.exists() else "nothing was written there"
-        raise WriteError(error.errno, f"cannot write {path}: {reason}; {kept}") from error
+        failure = WriteError(f"cannot write {path}: {reason}; {kept}")
+        failure.errno = error.errno
+        raise failure from error
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -61,10 +61,17 @@ def _failure_message(result: dg.ExecuteInProcessResult) -> str:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data.error:
             error = event.step_failure_data.error
-            return (
-                error.cause.message if error.cause and "Failure" not in error.cls_name else error.message
-            ).strip()
+            if error.cause and "Failure" not in error.cls_name:
+                error = error.cause
+            message = error.message.strip()
+            if error.cls_name in _SELF_EXPLAINING_ERRORS:  # their message says it all
+                message = message.split(": ", 1)[-1]
+            return message
     return "run failed"
+
+
+# Errors whose message names the file and the problem: shown without the exception's class.
+_SELF_EXPLAINING_ERRORS = {"WriteError", "SourceError"}
 
 
 def _say(message: str) -> None:
