@@ -57,6 +57,10 @@ def _check_source() -> None:
     print(f"source: {resolved.description} ({len(resolved.files)} monthly files)", flush=True)
 
 
+# Errors whose message names the file and the problem: shown without the exception's class.
+_SELF_EXPLAINING_ERRORS = {"WriteError", "SourceError"}
+
+
 def _failure_message(result: dg.ExecuteInProcessResult) -> str:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data.error:
@@ -68,10 +72,6 @@ def _failure_message(result: dg.ExecuteInProcessResult) -> str:
                 message = message.split(": ", 1)[-1]
             return message
     return "run failed"
-
-
-# Errors whose message names the file and the problem: shown without the exception's class.
-_SELF_EXPLAINING_ERRORS = {"WriteError", "SourceError"}
 
 
 def _say(message: str) -> None:

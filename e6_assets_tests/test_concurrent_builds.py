@@ -22,7 +22,7 @@ from e6_assets_tests.cli_process import (
     wait_until,
 )
 
-SHARDS = [f"{i:04d}" for i in range(20)]
+SHARDS = [f"{i:04d}" for i in range(10)]
 
 
 def _runs(home: Path) -> list[dg.RunRecord]:
@@ -40,7 +40,7 @@ def test_a_second_build_waits_for_the_first_and_both_complete(
 ):
     data = tmp_path / "data"
     homes = [instance_home(tmp_path / "home"), instance_home(tmp_path / second_home)]
-    args = ["--source", str(sample_dir), "--data-dir", str(data), "--shards", "0000...0019", "--no-merge"]
+    args = ["--source", str(sample_dir), "--data-dir", str(data), "--shards", "0000...0009", "--no-merge"]
 
     first = start_build(args, tmp_path, cli_env(homes[0]), tmp_path / "first")
     # Freeze the first build while it stages the source (between two Dagster events), so that

@@ -28,7 +28,7 @@ from e6_assets_tests.cli_process import (
     wait_until,
 )
 
-SHARDS = [f"{i:04d}" for i in range(40)]
+SHARDS = [f"{i:04d}" for i in range(20)]
 
 
 def _has_files(folder: Path, suffix: str = "", at_least: int = 1) -> bool:
@@ -46,12 +46,12 @@ def test_killed_while_staging_writing_raw_and_writing_tars_then_rebuilt_gives_th
 ):
     home, data = instance_home(tmp_path / "home"), tmp_path / "data"
     layout = DataLayout(data)
-    args = ["--source", str(sample_dir), "--data-dir", str(data), "--shards", "0000...0039", "--no-merge"]
+    args = ["--source", str(sample_dir), "--data-dir", str(data), "--shards", "0000...0019", "--no-merge"]
     env = cli_env(home)
     kill_points = {
         "staging": lambda: _has_files(layout.staged_dir),
         "raw": lambda: _has_files(layout.raw("0000").parent, ".parquet"),
-        "tars": lambda: _has_files(layout.tar("0000").parent, ".tar", at_least=10),
+        "tars": lambda: _has_files(layout.tar("0000").parent, ".tar", at_least=5),
     }
     killed_pids = []
     for point, reached in kill_points.items():
@@ -90,7 +90,7 @@ def test_killed_while_merging_then_rebuilt_gives_the_same_merged_files(tmp_path,
     layout = DataLayout(data)
     layout.meta_cap_json.unlink()
     layout.meta_cap_tar_gz.unlink()
-    args = ["--source", str(sample_dir), "--data-dir", str(data), "--shards", "0000...0009"]
+    args = ["--source", str(sample_dir), "--data-dir", str(data), "--shards", "0000...0004"]
     env = cli_env(home)
 
     build = start_build(args, tmp_path, env, tmp_path / "killed-merge")
