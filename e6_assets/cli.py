@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -56,36 +57,69 @@ def _check_source() -> None:
     print(f"source: {resolved.description} ({len(resolved.files)} monthly files)", flush=True)
 
 
+# Errors whose message names the file and the problem: shown without the exception's class.
+_SELF_EXPLAINING_ERRORS = {"WriteError", "SourceError"}
+
+
 def _failure_message(result: dg.ExecuteInProcessResult) -> str:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data.error:
             error = event.step_failure_data.error
-            return (
-                error.cause.message if error.cause and "Failure" not in error.cls_name else error.message
-            ).strip()
+            if error.cause and "Failure" not in error.cls_name:
+                error = error.cause
+            message = error.message.strip()
+            if error.cls_name in _SELF_EXPLAINING_ERRORS:  # their message says it all
+                message = message.split(": ", 1)[-1]
+            return message
     return "run failed"
 
 
-def _run(selection: list, tags: dict[str, str], instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    from e6_assets.assets import ALL_ASSETS
-    from e6_assets.definitions import resources
+def _say(message: str) -> None:
+    print(f"e6-assets: {message}", file=sys.stderr, flush=True)
 
+
+def _run(selection: list, tags: dict[str, str], instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    """One in-process run, tagged with this process (see ``run_recovery``), once the pool is free."""
+    from e6_assets.assets import ALL_ASSETS
+    from e6_assets.assets.per_shard import SHARD_POOL
+    from e6_assets.definitions import resources
+    from e6_assets.run_recovery import process_tags, wait_for_pool
+
+    wait_for_pool(instance, SHARD_POOL, _say)
     return dg.materialize(
         ALL_ASSETS,
         selection=selection,
         instance=instance,
-        tags=tags,
+        tags={**tags, **process_tags()},
         resources=resources(),
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
     )
 
 
+def _recover(instance: dg.DagsterInstance, data_root: Path) -> None:
+    """Clean up after a build that was killed: its runs, its pool slots, its temporary files."""
+    from e6_assets.atomic import remove_stale_temp_files
+    from e6_assets.run_recovery import recover_dead_runs, run_process
+
+    for run in recover_dead_runs(instance):
+        _say(f"marked run {run.run_id} failed: its process ({run_process(run)}) is gone")
+    removed = remove_stale_temp_files(data_root)
+    if removed:
+        _say(f"removed {len(removed)} temporary files left by an interrupted build")
+
+
 def build(args: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as stack:
+        return _build(args, stack)
+
+
+def _build(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     from e6_assets.assets import MERGED_ASSETS, PER_SHARD_ASSETS
     from e6_assets.assets.captions import MERGED_CAPTION_ASSETS, PER_SHARD_CAPTION_ASSETS
     from e6_assets.assets.merge import summary_of
     from e6_assets.captions import CaptionCounts
+    from e6_assets.locks import build_locks
     from e6_assets.pipeline import read_counts
     from e6_assets.resources import DataDir
 
@@ -96,8 +130,9 @@ def build(args: argparse.Namespace) -> int:
     except (ValueError, SourceNotFound) as error:
         print(f"e6-assets: {error}", file=sys.stderr)
         return 2
-    instance_home()
-    instance = dg.DagsterInstance.get()
+    home = instance_home()
+    instance = stack.enter_context(dg.DagsterInstance.get())
+    layout = DataDir(path=os.environ["E6_DATA_DIR"]).layout()
     range_tags = {
         "dagster/asset_partition_range_start": shards[0],
         "dagster/asset_partition_range_end": shards[-1],
@@ -105,6 +140,8 @@ def build(args: argparse.Namespace) -> int:
     if shards != SHARD_KEYS[int(shards[0]) : int(shards[-1]) + 1]:
         print("e6-assets: --shards must be one contiguous range for a single run", file=sys.stderr)
         return 2
+    stack.enter_context(build_locks(home, layout.root, _say))
+    _recover(instance, layout.root)
     # Without an id universe the merge assets would only record a skip: leave them out of the runs
     # (at full scale that saves a thousand planned-materialization events).
     merging = bool(os.environ["E6_ID_UNIVERSE"].strip())
@@ -114,7 +151,6 @@ def build(args: argparse.Namespace) -> int:
     if not result.success:
         print(f"e6-assets: shard build failed: {_failure_message(result)}", file=sys.stderr)
         return 1
-    layout = DataDir(path=os.environ["E6_DATA_DIR"]).layout()
     totals = sum((read_counts(layout, key) for key in shards), CaptionCounts())
     print(
         f"shards: {len(shards)} ({shards[0]}...{shards[-1]}), rows: {totals.rows}, "

@@ -9,7 +9,7 @@ from e6_assets.assets import ALL_ASSETS
 from e6_assets.jobs import JOBS, build_shards
 from e6_assets.resources import CaptionSource, DataDir, IdUniverse
 from e6_assets.schedules import build_fill_schedule, build_observe_schedule, observe_source
-from e6_assets.sensors import build_automation_sensor
+from e6_assets.sensors import build_automation_sensor, build_recovery_sensor
 
 DEFAULT_OBSERVE_CRON = "0 * * * *"  # hourly
 DEFAULT_FILL_CRON = "0 3 * * 0"  # Sundays 03:00 UTC
@@ -37,7 +37,10 @@ def build_defs() -> dg.Definitions:
         assets=ALL_ASSETS,
         jobs=[*JOBS, observe_source],
         schedules=[build_observe_schedule(observe_cron), build_fill_schedule(fill_cron, build_shards)],
-        sensors=[build_automation_sensor(int(interval or DEFAULT_AUTOMATION_INTERVAL))],
+        sensors=[
+            build_automation_sensor(int(interval or DEFAULT_AUTOMATION_INTERVAL)),
+            build_recovery_sensor(),
+        ],
         resources=resources(),
     )
 

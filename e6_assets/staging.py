@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from e6_assets.atomic import atomic_path
-from e6_assets.jsonl import read_month_file
+from e6_assets.jsonl import read_month_file, source_stat
 from e6_assets.shards import SHARD_COUNT
 
 STAGE_FORMAT = "2"  # bump when the staged layout changes: every file is staged again
@@ -49,7 +49,7 @@ class StagingReport:
 
 
 def _fingerprint(source: Path) -> str:
-    stat = source.stat()
+    stat = source_stat(source)  # a SourceError naming the file when it is gone or unreadable
     return f"{STAGE_FORMAT}:{stat.st_size}:{stat.st_mtime_ns}"
 
 

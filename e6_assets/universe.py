@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from e6_assets.atomic import atomic_write_bytes
+from e6_assets.atomic import atomic_write_bytes, temp_suffix
 from e6_assets.captions import last_row_of_each_id
 from e6_assets.shards import SHARD_COUNT
 from e6_assets.sources import SourceNotFound, parse_hf_url
@@ -305,7 +305,7 @@ def stage_universe(path: Path, stage_root: Path, sha256: str | None = None) -> S
     if (target / _MANIFEST).exists():
         return StagingResult(StagedUniverse(target), parsed=False)
     stage_root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".staging-", dir=stage_root))
+    tmp = Path(tempfile.mkdtemp(prefix=".staging-", suffix=temp_suffix(), dir=stage_root))
     try:
         entries = _parse_into(path, tmp)
         manifest = {"format": STAGE_FORMAT, "sha256": sha256, "entries": entries, "file": path.name}

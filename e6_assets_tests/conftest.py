@@ -9,7 +9,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from e6_assets import pipeline
+from e6_assets.layout import DataLayout
 from e6_assets.sample import write_sample
+from e6_assets.sources import resolve_local
 
 SAMPLE_ROWS = 3_000
 
@@ -29,6 +32,15 @@ def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("sample-source")
     write_sample(folder, rows=SAMPLE_ROWS)
     return folder
+
+
+@pytest.fixture(scope="session")
+def full_build(tmp_path_factory: pytest.TempPathFactory, sample_dir: Path) -> DataLayout:
+    """Every shard and the merged files of the sample, built once by the plain pipeline: the bytes
+    any build of the sample must produce."""
+    layout = DataLayout(tmp_path_factory.mktemp("full") / "data")
+    pipeline.build(resolve_local(sample_dir), layout)
+    return layout
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import shutil
 import tarfile
 
 import dagster as dg
-import pytest
 from hfutils.index import tar_get_index_info
 
 from e6_assets import pipeline
@@ -29,13 +28,6 @@ def _reference_tar(rows: dict[int, dict], shard: str) -> bytes:
                 info.size = len(caption.encode())
                 archive.addfile(info, io.BytesIO(caption.encode()))
     return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def full_build(tmp_path_factory, sample_dir) -> DataLayout:
-    layout = DataLayout(tmp_path_factory.mktemp("full") / "data")
-    pipeline.build(resolve_local(sample_dir), layout)
-    return layout
 
 
 def test_full_build_writes_all_1000_tars_with_indexes(full_build):

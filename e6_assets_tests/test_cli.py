@@ -44,7 +44,10 @@ def test_unknown_shard_is_one_line_and_exit_2(tmp_path, sample_dir):
     assert result.stderr.strip() == "e6-assets: unknown shard key '1234': expected four digits, 0000 to 0999"
 
 
-def test_build_from_the_hub_cache_records_runs_in_the_instance(tmp_path, sample_dir):
+TOKEN = "hf_e6AssetsTestTokenThatMustNeverBeStored"
+
+
+def test_build_from_the_hub_cache_records_runs_in_the_instance_and_never_the_token(tmp_path, sample_dir):
     cache = tmp_path / "hub"
     files = {path.name: path.read_bytes() for path in sample_dir.iterdir()}
     lay_out_dataset(cache, "lodestones/e621-captions", files, COMMIT)
@@ -64,6 +67,7 @@ def test_build_from_the_hub_cache_records_runs_in_the_instance(tmp_path, sample_
         HF_HUB_OFFLINE="1",
         HF_HUB_CACHE=str(cache),
         DAGSTER_HOME=str(home),
+        HF_TOKEN=TOKEN,
     )
     assert result.returncode == 0, result.stderr
     assert f"source: hf://datasets/lodestones/e621-captions@{COMMIT}" in result.stdout
@@ -75,6 +79,10 @@ def test_build_from_the_hub_cache_records_runs_in_the_instance(tmp_path, sample_
         assert run.dagster_run.status == dg.DagsterRunStatus.SUCCESS
         event = instance.get_latest_materialization_event(dg.AssetKey("raw_captions"))
         assert event.asset_materialization.metadata["hub_commit"].value == COMMIT
+    # The event log, run config, tags and metadata the UI shows all live in the instance's storage.
+    stored = [path for root in (home, tmp_path / "data") for path in root.rglob("*") if path.is_file()]
+    assert [path for path in stored if TOKEN.encode() in path.read_bytes()] == []
+    assert TOKEN not in result.stdout + result.stderr
 
 
 def test_failed_build_exits_non_zero_naming_the_bad_line(tmp_path):
