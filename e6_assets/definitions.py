@@ -7,7 +7,7 @@ import dagster as dg
 
 from e6_assets.assets import ALL_ASSETS
 from e6_assets.jobs import JOBS, build_shards
-from e6_assets.resources import CaptionSource, DataDir, IdUniverse
+from e6_assets.resources import CaptionSource, DataDir, HubPublishTarget, IdUniverse
 from e6_assets.schedules import build_fill_schedule, build_observe_schedule, observe_source
 from e6_assets.sensors import build_automation_sensor
 
@@ -24,6 +24,8 @@ def resources() -> dict[str, dg.ConfigurableResource]:
         "id_universe": IdUniverse(
             spec=dg.EnvVar("E6_ID_UNIVERSE"), missing_caption_warn=dg.EnvVar("E6_MISSING_CAPTION_WARN")
         ),
+        # Reads E6_PUBLISH_* itself when hub_release runs: unset means "not configured", not an error.
+        "publish_target": HubPublishTarget(),
     }
 
 
