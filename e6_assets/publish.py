@@ -153,15 +153,30 @@ def meta_lat_v2_tar_gz(layout: DataLayout) -> Path:
     return path
 
 
-def release_files(layout: DataLayout, target: PublishTarget, card: str, merged: bool) -> list[ReleaseFile]:
-    """Everything the release holds, from the build: tars (hashes from their indexes), indexes, the
-    merged files and the card. Refuses a partial or inconsistent build."""
+def require_built(layout: DataLayout, merged: bool) -> None:
+    """Refuse a partial build: publishing it would replace a whole dataset with part of one."""
     missing = [key for key in SHARD_KEYS if not (layout.tar(key).exists() and layout.tar_index(key).exists())]
     if missing:
         raise PublishError(
             f"{len(missing)} shards have no tar or index yet (first: {missing[0]}): build every shard "
             "(e6-assets build) before publishing"
         )
+    if not layout.meta_cap_tar_gz.exists():
+        raise PublishError(f"{layout.meta_cap_tar_gz} is not built yet: build the merged files first")
+    if merged and (
+        layout.missing_meta_lat_fragments()
+        or not layout.meta_lat_v2_json.exists()
+        or not layout.missing_json.exists()
+    ):
+        raise PublishError(
+            "E6_ID_UNIVERSE is set but meta_lat_v2.json and missing.json are not built: build them "
+            "(e6-assets build --id-universe ...) or unset E6_ID_UNIVERSE to publish the captions alone"
+        )
+
+
+def release_files(layout: DataLayout, target: PublishTarget, card: str, merged: bool) -> list[ReleaseFile]:
+    """Everything the release holds, from a complete build (``require_built``): the tars (hashes from
+    their indexes), the indexes, the merged files and the card."""
     files: list[ReleaseFile] = []
     for key in SHARD_KEYS:
         tar, index_bytes = layout.tar(key), layout.tar_index(key).read_bytes()
@@ -175,16 +190,8 @@ def release_files(layout: DataLayout, target: PublishTarget, card: str, merged: 
         files.append(_hashed(f"{target.prefix}{key}.json", index_bytes, key))
     merged_files = [layout.meta_cap_tar_gz]
     if merged:
-        if not layout.meta_lat_v2_json.exists() or not layout.missing_json.exists():
-            raise PublishError(
-                "E6_ID_UNIVERSE is set but meta_lat_v2.json and missing.json are not built: build them "
-                "(e6-assets build --id-universe ...) or unset E6_ID_UNIVERSE to publish the captions alone"
-            )
         merged_files += [meta_lat_v2_tar_gz(layout), layout.missing_json]
-    for path in merged_files:
-        if not path.exists():
-            raise PublishError(f"{path} is not built yet: build the merged files (e6-assets build) first")
-        files.append(_hashed(path.name, path))
+    files += [_hashed(path.name, path) for path in merged_files]
     files.append(_hashed(CARD_PATH, card.encode()))
     return files
 
@@ -398,6 +405,7 @@ def plan_release(
     api: HfApi, target: PublishTarget, layout: DataLayout, provenance: Provenance, merged: bool
 ) -> Plan:
     """Compare the build (with its generated card) with the target branch, listed once."""
+    require_built(layout, merged)
     card = render_card(card_facts(layout, target.repo_id, target.prefix, provenance, merged))
     local = release_files(layout, target, card, merged)
     remote = remote_state(api, target)
