@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import shutil
 from pathlib import Path
 
@@ -40,7 +41,9 @@ def client_online(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     huggingface_hub reads these once, at import). Only settings change: no function is replaced."""
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_PROGRESS_BARS", True)
+    # (The progress bars module keeps its own copy of that setting; its name is shadowed by a class.)
+    progress_bars = importlib.import_module("huggingface_hub.utils.tqdm")
+    monkeypatch.setattr(progress_bars, "HF_HUB_DISABLE_PROGRESS_BARS", True)
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-stored-token"))
     monkeypatch.setenv("HF_TOKEN", TOKEN)
 

@@ -98,7 +98,7 @@ def hub_release(
         raise dg.Failure(description=str(error)) from error
     except HfHubHTTPError as error:
         raise dg.Failure(description=f"the Hub refused: {error}") from error
-    mode = "published" if result else "dry run" if plan.changes else "up to date"
+    mode = "up to date" if not plan.changes else "dry run" if result is None else "published"
     yield dg.MaterializeResult(
         metadata={
             "mode": mode,
