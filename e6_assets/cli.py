@@ -180,7 +180,12 @@ def publish(args: argparse.Namespace) -> int:
     metadata = {key: value.value for key, value in materialization.metadata.items()}
     print(metadata["plan"])
     if metadata["mode"] == "published":
-        print(f"published {target} at {metadata['published_commit']} in {metadata['commits_made']} commits")
+        via = (
+            f" (through pull request {metadata['pull_request']}, merged)" if metadata["pull_request"] else ""
+        )
+        print(
+            f"published {target} at {metadata['published_commit']} in {metadata['commits_made']} commits{via}"
+        )
     elif metadata["mode"] == "dry run":
         print("dry run: nothing was changed on the Hub; run again with --yes to publish")
     return 0

@@ -272,8 +272,12 @@ class FakeHub:
             raise HubError(400, "the first line of a commit must be its header")
         with self._lock:
             ref = self.branch(repo, revision)
-            parent = repo.head(ref)
-            if header.get("parentCommit") and header["parentCommit"] != parent.oid:
+            parent, wanted = repo.head(ref), header.get("parentCommit")
+            if create_pr and wanted:  # the pull request starts from the given commit
+                if wanted not in repo.commits:
+                    raise HubError(404, f"Invalid rev id: {wanted}", "RevisionNotFound")
+                parent = repo.commits[wanted]
+            elif wanted and wanted != parent.oid:  # the branch moved: refuse, apply nothing
                 raise HubError(412, "A commit has happened since. Please refresh and try again.")
             pr_num = None
             if create_pr:

@@ -199,6 +199,27 @@ def test_interrupted_publish_continues_its_pull_request_and_uploads_only_what_is
     assert all(files[path] == data for path, data in _release(built).items())
 
 
+def test_a_branch_that_moved_after_the_plan_refuses_the_commit_and_a_new_plan_goes_through(
+    hub, built, base, online, tmp_path
+):
+    layout = copy_of(built, tmp_path / "data")
+    change_a_caption(layout, "0500")
+    target = publish.PublishTarget(base, endpoint=hub.url)
+    api = publish.hub_api(target)
+    plan = publish.plan_release(api, target, layout, Provenance(), False)
+    HfApi(endpoint=hub.url).create_commit(
+        base, [CommitOperationAdd("notes.txt", b"meanwhile")], commit_message="meanwhile", repo_type="dataset"
+    )
+    with pytest.raises(HfHubHTTPError, match="412"):
+        publish.publish(api, plan)
+    assert hub.history(base)[0].title == "meanwhile"  # nothing half-applied
+
+    result = publish.publish(api, publish.plan_release(api, target, layout, Provenance(), False))
+    assert (
+        result.commits_made == 1 and hub.files(base)["captions/0500.tar"] == layout.tar("0500").read_bytes()
+    )
+
+
 def test_without_a_token_the_plan_is_made_but_publishing_refuses(hub, built, online, monkeypatch):
     monkeypatch.delenv("HF_TOKEN")
     target = publish.PublishTarget("e621/no-token", endpoint=hub.url)
