@@ -140,7 +140,7 @@ def build(args: argparse.Namespace) -> int:
 def publish(args: argparse.Namespace) -> int:
     """Plan the upload of the build to E6_PUBLISH_REPO (a dry run), or with ``--yes`` make it, by
     materializing ``hub_release`` in the same instance as the builds."""
-    from e6_assets.assets import ALL_ASSETS
+    from e6_assets.assets import ALL_ASSETS, PUBLISH_ASSETS
     from e6_assets.assets.publish import HUB_RELEASE, NOT_CONFIGURED
     from e6_assets.definitions import resources
     from e6_assets.resources import HubPublishTarget
@@ -163,14 +163,14 @@ def publish(args: argparse.Namespace) -> int:
         return 2
     instance_home()
     result = dg.materialize(
-        ALL_ASSETS,
+        [*ALL_ASSETS, *PUBLISH_ASSETS],
         selection=[HUB_RELEASE],
         instance=dg.DagsterInstance.get(),
         resources=resources(),
         raise_on_error=False,
         run_config={
             "ops": {"hub_release": {"config": {"publish": args.yes}}},
-            "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+            "loggers": {"console": {"config": {"log_level": "INFO"}}},
         },
     )
     if not result.success:

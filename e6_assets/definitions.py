@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from e6_assets.assets import ALL_ASSETS
+from e6_assets.assets import ALL_ASSETS, PUBLISH_ASSETS
 from e6_assets.jobs import JOBS, build_shards
 from e6_assets.resources import CaptionSource, DataDir, HubPublishTarget, IdUniverse
 from e6_assets.schedules import build_fill_schedule, build_observe_schedule, observe_source
@@ -36,7 +36,7 @@ def build_defs() -> dg.Definitions:
     fill_cron = dg.EnvVar("E6_FILL_CRON").get_value(DEFAULT_FILL_CRON) or DEFAULT_FILL_CRON
     interval = dg.EnvVar("E6_AUTOMATION_INTERVAL_SECONDS").get_value(DEFAULT_AUTOMATION_INTERVAL)
     return dg.Definitions(
-        assets=ALL_ASSETS,
+        assets=[*ALL_ASSETS, *PUBLISH_ASSETS],
         jobs=[*JOBS, observe_source],
         schedules=[build_observe_schedule(observe_cron), build_fill_schedule(fill_cron, build_shards)],
         sensors=[build_automation_sensor(int(interval or DEFAULT_AUTOMATION_INTERVAL))],

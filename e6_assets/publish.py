@@ -357,7 +357,11 @@ class Plan:
     def describe(self) -> str:
         """The plan in a few lines, for the command line, the run log and the asset's metadata."""
         where = f"datasets/{self.target.repo_id} @ {self.target.revision}"
-        state = f"at {self.head[:12]}" if self.head else "does not exist yet: it will be created"
+        state = (
+            f"at {self.head[:12]}"
+            if self.head
+            else "does not exist yet, or cannot be read: it will be created"
+        )
         local_bytes = sum(file.size for file in self.local)
         lines = [
             f"repository: {where} ({state})",
@@ -478,19 +482,20 @@ def _open_pull_request(api: HfApi, target: PublishTarget) -> int | None:
 def publish(api: HfApi, plan: Plan, log: Log = lambda _: None) -> PublishResult:
     """Commit ``plan`` to the Hub; then list the branch again and check it holds the release."""
     target = plan.target
-    if not plan.changes:
-        return PublishResult(plan.head or "", 0, 0, None)
-    if get_token() is None:
+    if plan.changes and get_token() is None:
         raise PublishError(
             "publishing needs a Hub token with write access: set HF_TOKEN (or log in with `hf auth login`)"
         )
-    head = plan.head
-    if head is None:
+    if plan.changes and plan.head is None:
         api.create_repo(target.repo_id, repo_type=REPO_TYPE, private=target.private, exist_ok=True)
-        head = remote_state(api, target).head
         log(f"created {target}")
+        # Plan again against what is there now (a private repo the dry run could not read, say).
+        remote = remote_state(api, target)
+        plan = Plan(target, remote.head, plan.local, *diff(plan.local, remote.files, target.prefix))
+    if not plan.changes:
+        return PublishResult(plan.head or "", 0, 0, None)
     if plan.via_pull_request:
-        made, files, pull_request = _publish_by_pull_request(api, plan, head, log)
+        made, files, pull_request = _publish_by_pull_request(api, plan, log)
     else:
         [batch] = plan.commits
         api.create_commit(
@@ -500,7 +505,7 @@ def publish(api: HfApi, plan: Plan, log: Log = lambda _: None) -> PublishResult:
             commit_description=_summary(batch),
             repo_type=REPO_TYPE,
             revision=target.revision,
-            parent_commit=head,
+            parent_commit=plan.head,
         )
         made, files, pull_request = 1, len(batch), None
         log(f"committed {_summary(batch)}")
@@ -514,15 +519,15 @@ def publish(api: HfApi, plan: Plan, log: Log = lambda _: None) -> PublishResult:
     return PublishResult(after.head or "", made, files, pull_request)
 
 
-def _publish_by_pull_request(api: HfApi, plan: Plan, head: str, log: Log) -> tuple[int, int, str]:
+def _publish_by_pull_request(api: HfApi, plan: Plan, log: Log) -> tuple[int, int, str]:
     """Commit the batches to a pull request (a new one, or the one an interrupted run left open,
     continued from its own tree), then merge it into the branch in one step."""
     target = plan.target
     number = _open_pull_request(api, target)
-    commits = plan.commits
+    head, commits = plan.head, plan.commits
     if number is not None:
         remote = remote_state(api, target, f"refs/pr/{number}")
-        head = remote.head or head
+        head = remote.head
         changes, _ = diff(plan.local, remote.files, target.prefix)
         commits = batch_changes(changes)
         log(f"continuing pull request #{number}: {len(changes)} files still to commit")

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from e6_assets.assets import ALL_ASSETS
+from e6_assets.assets import ALL_ASSETS, PUBLISH_ASSETS
 from e6_assets.assets.captions import raw_captions
 from e6_assets.assets.publish import NOT_CONFIGURED, hub_release
 from e6_assets.layout import DataLayout
@@ -40,7 +40,7 @@ def _materialize(
     tags: dict | None = None,
 ) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        ALL_ASSETS,
+        [*ALL_ASSETS, *PUBLISH_ASSETS],
         selection=selection,
         instance=instance,
         tags=tags,

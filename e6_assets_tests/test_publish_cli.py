@@ -66,7 +66,7 @@ def test_dry_run_then_publish_then_nothing_left_and_the_token_is_nowhere(hub, la
 
     dry = _publish(repo, tmp_path, environment)
     assert dry.returncode == 0, dry.stderr
-    assert "repository: datasets/e621/cli @ main (does not exist yet: it will be created)" in dry.stdout
+    assert "repository: datasets/e621/cli @ main (does not exist yet, or cannot be read" in dry.stdout
     assert "add: 2002 files, 10.8 MB (shards 0000...0999; meta_cap.tar.gz; README.md)" in dry.stdout
     assert "dry run: nothing was changed on the Hub; run again with --yes to publish" in dry.stdout
     assert "e621/cli" not in hub.repos
@@ -105,7 +105,7 @@ def test_a_killed_publish_then_publish_again_sends_only_what_is_missing(hub, lay
         process.communicate()
         stall.release.set()
     sent_before = list(hub.repos["e621/killed"].uploads)
-    assert len(sent_before) >= 20
+    assert sent_before  # some objects reached the Hub before the kill, none was committed
     assert [commit.title for commit in hub.history("e621/killed")] == ["initial commit"]
 
     again = subprocess.run(args, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
