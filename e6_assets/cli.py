@@ -173,6 +173,60 @@ def _build(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     return 0
 
 
+def publish(args: argparse.Namespace) -> int:
+    """Plan the upload of the build to E6_PUBLISH_REPO (a dry run), or with ``--yes`` make it, by
+    materializing ``hub_release`` in the same instance as the builds."""
+    from e6_assets.assets import ALL_ASSETS, PUBLISH_ASSETS
+    from e6_assets.assets.publish import HUB_RELEASE, NOT_CONFIGURED
+    from e6_assets.definitions import resources
+    from e6_assets.resources import HubPublishTarget
+
+    _apply_settings(args)
+    for value, name in ((args.repo, "E6_PUBLISH_REPO"), (args.revision, "E6_PUBLISH_REVISION")):
+        if value:
+            os.environ[name] = value
+    if args.prefix is not None:
+        os.environ["E6_PUBLISH_PREFIX"] = args.prefix
+    if args.private:
+        os.environ["E6_PUBLISH_PRIVATE"] = "1"
+    try:
+        target = HubPublishTarget().target()
+    except ValueError as error:
+        print(f"e6-assets: {error}", file=sys.stderr)
+        return 2
+    if target is None:
+        print(f"e6-assets: {NOT_CONFIGURED}", file=sys.stderr)
+        return 2
+    instance_home()
+    result = dg.materialize(
+        [*ALL_ASSETS, *PUBLISH_ASSETS],
+        selection=[HUB_RELEASE],
+        instance=dg.DagsterInstance.get(),
+        resources=resources(),
+        raise_on_error=False,
+        run_config={
+            "ops": {"hub_release": {"config": {"publish": args.yes}}},
+            "loggers": {"console": {"config": {"log_level": "INFO"}}},
+        },
+    )
+    if not result.success:
+        print(f"e6-assets: publish failed: {_failure_message(result)}", file=sys.stderr)
+        return 1
+    [materialization] = result.asset_materializations_for_node("hub_release")
+    metadata = {key: value.value for key, value in materialization.metadata.items()}
+    print(metadata["plan"])
+    if metadata["mode"] == "published":
+        via = (
+            f" (through pull request {metadata['pull_request']}, merged)" if metadata["pull_request"] else ""
+        )
+        print(
+            f"published {target} at {metadata['published_commit']} in {metadata['commits_made']} commits{via}"
+        )
+    elif metadata["mode"] == "dry run":
+        print("dry run: nothing was changed on the Hub; run again with --yes to publish")
+    return 0
+
+
 def ui(args: argparse.Namespace) -> int:
     _apply_settings(args)
     instance_home()
@@ -209,6 +263,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     settings(build_cmd)
     build_cmd.set_defaults(func=build)
+
+    publish_cmd = commands.add_parser(
+        "publish", help="upload the build to a Hub dataset repo (a dry run unless --yes)"
+    )
+    publish_cmd.add_argument("--repo", help="E6_PUBLISH_REPO: the Hub dataset repo, OWNER/NAME")
+    publish_cmd.add_argument(
+        "--revision", help="E6_PUBLISH_REVISION: the branch to publish to (default main)"
+    )
+    publish_cmd.add_argument(
+        "--prefix", help="E6_PUBLISH_PREFIX: the folder of the tars in the repo (default captions/)"
+    )
+    publish_cmd.add_argument("--private", action="store_true", help="create the repo private if it is new")
+    publish_cmd.add_argument("--data-dir", help="E6_DATA_DIR: the data root to publish (default ./data)")
+    publish_cmd.add_argument(
+        "--id-universe", help="E6_ID_UNIVERSE: also publish the merge built with this id universe"
+    )
+    mode = publish_cmd.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="show the plan only (the default)")
+    mode.add_argument("--yes", action="store_true", help="publish: commit the plan to the Hub")
+    publish_cmd.set_defaults(func=publish, source=None)
 
     ui_cmd = commands.add_parser("ui", help="open the Dagster UI (dagster dev) on the same instance")
     ui_cmd.add_argument("--host", default="127.0.0.1")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from e6_assets.assets import ALL_ASSETS
+from e6_assets.assets import ALL_ASSETS, PUBLISH_ASSETS
 from e6_assets.jobs import JOBS, build_shards
-from e6_assets.resources import CaptionSource, DataDir, IdUniverse
+from e6_assets.resources import CaptionSource, DataDir, HubPublishTarget, IdUniverse
 from e6_assets.schedules import build_fill_schedule, build_observe_schedule, observe_source
 from e6_assets.sensors import build_automation_sensor, build_recovery_sensor
 
@@ -24,6 +24,8 @@ def resources() -> dict[str, dg.ConfigurableResource]:
         "id_universe": IdUniverse(
             spec=dg.EnvVar("E6_ID_UNIVERSE"), missing_caption_warn=dg.EnvVar("E6_MISSING_CAPTION_WARN")
         ),
+        # Reads E6_PUBLISH_* itself when hub_release runs: unset means "not configured", not an error.
+        "publish_target": HubPublishTarget(),
     }
 
 
@@ -34,7 +36,7 @@ def build_defs() -> dg.Definitions:
     fill_cron = dg.EnvVar("E6_FILL_CRON").get_value(DEFAULT_FILL_CRON) or DEFAULT_FILL_CRON
     interval = dg.EnvVar("E6_AUTOMATION_INTERVAL_SECONDS").get_value(DEFAULT_AUTOMATION_INTERVAL)
     return dg.Definitions(
-        assets=ALL_ASSETS,
+        assets=[*ALL_ASSETS, *PUBLISH_ASSETS],
         jobs=[*JOBS, observe_source],
         schedules=[build_observe_schedule(observe_cron), build_fill_schedule(fill_cron, build_shards)],
         sensors=[

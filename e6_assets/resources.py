@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dagster as dg
 
 from e6_assets.layout import DataLayout
+from e6_assets.publish import DEFAULT_PREFIX, DEFAULT_REVISION, PublishTarget
 from e6_assets.sample import DEFAULT_ROWS, resolve_sample
 from e6_assets.sources import ResolvedSource, resolve_hub, resolve_local
 from e6_assets.universe import ResolvedUniverse, resolve_universe
@@ -71,3 +73,42 @@ class IdUniverse(dg.ConfigurableResource):
 
     def resolve(self, data_dir: Path) -> ResolvedUniverse:
         return resolve_universe(self.spec, data_dir, self.hub_cache_dir)
+
+
+class HubPublishTarget(dg.ConfigurableResource):
+    """Where ``hub_release`` publishes: a Hub dataset repo, its branch and the folder of the tars.
+
+    A field left unset is read from the environment when the asset runs — ``E6_PUBLISH_REPO``
+    (``OWNER/NAME``; unset or empty: publishing is not configured), ``E6_PUBLISH_REVISION``
+    (default ``main``), ``E6_PUBLISH_PREFIX`` (default ``captions/``; empty: the repo's root),
+    ``E6_PUBLISH_PRIVATE`` (``1`` creates a new repo private) — and then falls back to the default.
+    (``dg.EnvVar`` has no default and fails the step when its variable is unset, but an unset
+    E6_PUBLISH_REPO is a normal state.) The token is not a setting: huggingface_hub reads
+    ``HF_TOKEN`` (or the login's token) itself, so it is in no config, log or metadata.
+    """
+
+    repo: str | None = None
+    revision: str | None = None
+    path_prefix: str | None = None
+    private: bool | None = None
+    endpoint: str | None = None  # default: huggingface_hub's own (HF_ENDPOINT)
+
+    def target(self) -> PublishTarget | None:
+        """The target, or None when no repo is configured; a ``ValueError`` names a bad setting."""
+
+        def setting(value: str | None, name: str, default: str) -> str:
+            return value if value is not None else os.environ.get(name, default)
+
+        repo = setting(self.repo, "E6_PUBLISH_REPO", "").strip()
+        if not repo:
+            return None
+        private = self.private
+        if private is None:
+            private = os.environ.get("E6_PUBLISH_PRIVATE", "").strip().lower() in ("1", "true", "yes")
+        return PublishTarget(
+            repo,
+            setting(self.revision, "E6_PUBLISH_REVISION", DEFAULT_REVISION).strip() or DEFAULT_REVISION,
+            setting(self.path_prefix, "E6_PUBLISH_PREFIX", DEFAULT_PREFIX),
+            private,
+            self.endpoint,
+        )
