@@ -8,11 +8,11 @@ month, an empty month, and a last file without a final newline. Nothing in it is
 It is also calibrated to the real files' size, so that a benchmark on it measures what the real
 source costs: about 1.6 KB of JSON per row (a ``regular_summary`` of two to five paragraphs separated
 by ``"\\n\\n"``, a one- or two-sentence ``brief_summary``, 15 to 60 tags in ``tags`` and
-``tag_string``); words drawn with Zipf-like frequencies from a vocabulary of a few thousand, so that
-the files compress about as English prose does (about 3x with zstd) rather than as repeated
-sentences do; month files growing quadratically from about 2 MB (2007-02) to about 95 MB (2024-12)
-at the real row count (4.3M rows, about 7 GB); post ids ascending at the real density (ids up to
-about 5.2M for 4.3M rows).
+``tag_string``); words drawn with Zipf-like frequencies from a vocabulary of about 5,000, so that the
+files compress about as text does (a month file 3.8x with zstd, its captions alone 2.5x) rather than
+as repeated sentences do; month files growing quadratically from about 2 MB (2007-02) to about 95 MB
+(2024-12) at the real row count (4.3M rows, about 7 GB); post ids ascending at the real density (ids
+up to about 5.2M for 4.3M rows).
 
 Every month is generated from its own seed, one month at a time, so memory stays bounded at any size
 and months can be written in parallel with the same bytes.
