@@ -256,8 +256,8 @@ def compare_outputs(work: Path, data_dir: Path) -> dict:
     """How the scripts' tars and ``meta_cap.json`` differ from this build's under ``data_dir``.
 
     The scripts resolve an id that appears in several years by whichever year's thread wrote last, so
-    the captions of such ids (and the tars that hold them) can differ from run to run and from the
-    card's rule.
+    the captions of such ids (and the tars that hold them) can differ from run to run and from this
+    build's, where the later month wins.
     """
     theirs = sorted((work / "tags").glob("*.tar"))
     tars = sum(path.read_bytes() != (data_dir / "captions" / path.name).read_bytes() for path in theirs)
