@@ -6,7 +6,7 @@ The scripts are not part of this repository. Pass the path of a local checkout o
 folder, applies the patches below and nothing else, and runs them in the order the author did:
 
 - ``ch06/cheesechaser-runtime/e621-captions/dump_captions_json.py``: reads every month with
-  ``pandas.read_json(lines=True)`` on 9 threads (one per year, sharing the GIL), keeps every caption in
+  ``pandas.read_json(lines=True)`` on 9 threads (a year per task, sharing the GIL), keeps every caption in
   one dict and writes ``meta_cap.json`` (``json.dumps(indent=2)`` in one string) to its working folder;
 - ``ch06/cheesechaser-runtime/e621-captions/dump_captions_tar.py``: reads every month again the same way
   into a list indexed by post id (6,000,001 slots, fixed in the script), then writes the 1000 tars
@@ -43,19 +43,19 @@ What the runner lays out, without touching the scripts:
   months, the synthetic sample leaves one out on purpose.
 - ``meta_lat.json``, the id universe the merge needs: the synthetic universe of the sample
   (``e6_assets.sample.write_sample_universe``, the one ``E6_ID_UNIVERSE=sample:ROWS`` uses), which has
-  posts without tags or ``train_resolution``; or the file given with ``--universe``. The merge reads
-  ``data_tags[id]["tags"]`` and ``data_lat[id]["train_resolution"]`` without checking for them, so it is
-  expected to crash on the first such entry: that is recorded as a result, not patched. The merge is then
-  run a second time on the same universe less the entries without either key (the shape of the author's
-  own file, whose log reads ``missing tags: 0 ... missing latent: 0``), to time a merge that finishes.
+  posts without tags or ``train_resolution``; or the file given with ``--universe``. The merge takes
+  both keys as given: it raises KeyError at the first entry without ``tags`` (falling back to the tags of
+  a post without a caption, or reading them from an entry that has other keys) or without
+  ``train_resolution``. That crash is recorded as a result, not patched. The merge is then run a second
+  time on the same universe less the entries without either key (the shape of the author's own file,
+  whose log reads ``missing tags: 0 ... missing latent: 0``), to time a merge that finishes.
 
 The scripts need pandas and tqdm, which are not dependencies of this project: give them a virtual
 environment of their own, for example::
 
     python3 -m venv author-venv && author-venv/bin/pip install "pandas==2.2.3" tqdm
 
-(pandas 2.2.3 is the release of the time the scripts were written; with pandas 3 a missing value reads
-as ``NaN`` in more columns, which the null patch covers the same way.) Then::
+(pandas 2.2.3 was current when the scripts were written, in February 2025.) Then::
 
     python benchmarks/author_scripts.py CHECKOUT SOURCE_DIR WORK_DIR --universe-rows 430000 \\
         --python author-venv/bin/python
