@@ -4,6 +4,8 @@ Generates a source with the sample generator (``--rows``; full scale is 4,400,00
 the build as its own process and prints per-stage wall time, rows per second and peak resident memory;
 then the same build through Dagster on a SQLite instance (``e6-assets build``), a rerun of one shard
 after a change to it, and the card's approach (``card_baseline.py``) on a smaller source, with the ratio.
+With ``--author-repo``, also the card author's own scripts (``author_scripts.py``, which says how to
+give them an interpreter with ``--author-python``) on a source of ``--author-rows``, against this build.
 
     python benchmarks/run_benchmark.py --rows 4400000 --work /tmp/e6-bench --baseline-rows 440000
 
@@ -103,6 +105,25 @@ def dagster_build(source: Path, data: Path, home: Path, shards: str, name: str, 
     return measure(name, command, rows, env)
 
 
+def author_baseline(work: Path, checkout: Path, rows: int, python: str) -> dict:
+    """The card author's own scripts (``author_scripts.py``) and this build's steps on one source."""
+    from author_scripts import compare_outputs, run_author_scripts  # beside this file
+
+    source = ensure_source(work, rows)
+    print(f"\nthe author's scripts against this build, {rows:,} rows:")
+    theirs = run_author_scripts(checkout, source, work / "author-scripts", python, universe_rows=rows)
+    ours = pipeline_steps(source, work / "author-ours", rows)
+    ours_total = sum(step.wall_s for step in ours)
+    ours_peak = max(step.peak_rss_mb for step in ours)
+    ratio = theirs["captions_total_s"] / ours_total
+    print(
+        f"  this build: {ours_total:.1f} s, {ours_peak:.0f} MB peak; the author's two caption scripts take "
+        f"{ratio:.1f}x as long, {theirs['captions_peak_rss_mb'] / ours_peak:.1f}x the memory"
+    )
+    differences = compare_outputs(work / "author-scripts", work / "author-ours")
+    return {**theirs, "ours_s": ours_total, "ours_peak_rss_mb": ours_peak, "ratio": ratio, **differences}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -114,6 +135,11 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("bench-work"))
     parser.add_argument("--skip-dagster", action="store_true")
     parser.add_argument("--json", type=Path, help="write the figures here as JSON")
+    parser.add_argument(
+        "--author-repo", type=Path, help="a checkout of the card author's repository: run their scripts too"
+    )
+    parser.add_argument("--author-rows", type=int, default=430_000, help="source size for their scripts")
+    parser.add_argument("--author-python", default=sys.executable, help="interpreter with pandas and tqdm")
     args = parser.parse_args()
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -192,6 +218,11 @@ def main() -> None:
             "ours_peak_rss_mb": max(s.peak_rss_mb for s in ours),
             "ratio": ratio,
         }
+
+    if args.author_repo:
+        results["author_scripts"] = author_baseline(
+            work, args.author_repo, args.author_rows, args.author_python
+        )
 
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -237,7 +237,7 @@ def ui(args: argparse.Namespace) -> int:
 def sample(args: argparse.Namespace) -> int:
     from e6_assets.sample import write_sample
 
-    files = write_sample(Path(args.out), args.rows, args.seed)
+    files = write_sample(Path(args.out), args.rows, args.seed, args.jobs)
     print(f"wrote {len(files)} synthetic monthly files ({args.rows} rows) to {args.out}")
     return 0
 
@@ -294,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     sample_cmd.add_argument("--out", required=True)
     sample_cmd.add_argument("--rows", type=int, default=20_000)
     sample_cmd.add_argument("--seed", type=int, default=621)
+    sample_cmd.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="months written at once (same files for any)"
+    )
     sample_cmd.set_defaults(func=sample)
 
     args = parser.parse_args(argv)
