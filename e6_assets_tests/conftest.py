@@ -11,6 +11,8 @@ import pytest
 
 from e6_assets.sample import write_sample
 
+pytest_plugins = ["e6_assets_tests.services"]  # PostgreSQL and Redis for the deployment tests
+
 SAMPLE_ROWS = 3_000
 
 # The Hub is never reached from the tests: huggingface_hub reads this once, when first imported.
