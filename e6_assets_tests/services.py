@@ -12,10 +12,12 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import dagster as dg
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -99,6 +101,15 @@ class InstanceConfig:
         shutil.copyfile(self.dagster_yaml, folder / "dagster.yaml")
         return folder
 
+    @contextmanager
+    def open(self, home: Path) -> Iterator[dg.DagsterInstance]:
+        """The instance of ``home`` in this process, with this configuration's variables set."""
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in self.env.items():
+                patch.setenv(name, value)
+            with dg.DagsterInstance.from_config(str(home)) as instance:
+                yield instance
+
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def instance_config(request: pytest.FixtureRequest) -> InstanceConfig:
@@ -106,7 +117,11 @@ def instance_config(request: pytest.FixtureRequest) -> InstanceConfig:
     throwaway database of the test server (skipped without one); one instance per test module."""
     if request.param == "sqlite":
         return InstanceConfig("sqlite", REPO / "dagster.yaml")
-    new_database = request.getfixturevalue("postgres")
+    return postgres_config(request.getfixturevalue("postgres"))
+
+
+def postgres_config(new_database: NewDatabase) -> InstanceConfig:
+    """deploy/postgres/dagster.yaml on a new throwaway database, with the README's event settings."""
     return InstanceConfig(
         "postgres",
         REPO / "deploy" / "postgres" / "dagster.yaml",

@@ -7,8 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,14 +29,9 @@ class Build:
     data: Path
     config: InstanceConfig
 
-    @contextmanager
-    def instance(self) -> Iterator[dg.DagsterInstance]:
+    def instance(self) -> AbstractContextManager[dg.DagsterInstance]:
         """The instance the build recorded its run in, read as the UI would."""
-        with pytest.MonkeyPatch.context() as patch:
-            for name, value in self.config.env.items():
-                patch.setenv(name, value)
-            with dg.DagsterInstance.from_config(str(self.home)) as instance:
-                yield instance
+        return self.config.open(self.home)
 
 
 @pytest.fixture(scope="module")
