@@ -117,11 +117,7 @@ def instance_config(request: pytest.FixtureRequest) -> InstanceConfig:
     throwaway database of the test server (skipped without one); one instance per test module."""
     if request.param == "sqlite":
         return InstanceConfig("sqlite", REPO / "dagster.yaml")
-    return postgres_config(request.getfixturevalue("postgres"))
-
-
-def postgres_config(new_database: NewDatabase) -> InstanceConfig:
-    """deploy/postgres/dagster.yaml on a new throwaway database, with the README's event settings."""
+    new_database: NewDatabase = request.getfixturevalue("postgres")
     return InstanceConfig(
         "postgres",
         REPO / "deploy" / "postgres" / "dagster.yaml",
