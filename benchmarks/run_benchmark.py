@@ -6,6 +6,7 @@ then the same build through Dagster on a SQLite instance (``e6-assets build``), 
 after a change to it, and the card's approach (``card_baseline.py``) on a smaller source, with the ratio.
 With ``--author-repo``, also the card author's own scripts (``author_scripts.py``, which says how to
 give them an interpreter with ``--author-python``) on a source of ``--author-rows``, against this build.
+With ``--postgres URL``, the build through Dagster also on a PostgreSQL instance.
 
     python benchmarks/run_benchmark.py --rows 4400000 --work /tmp/e6-bench --baseline-rows 440000
 
@@ -25,6 +26,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 HERE = Path(__file__).resolve().parent
 STEPS = ["stage", "raw", "rearrange", "tars", "fragments", "merge"]
@@ -124,6 +126,41 @@ def author_baseline(work: Path, checkout: Path, rows: int, python: str) -> dict:
     return {**theirs, "ours_s": ours_total, "ours_peak_rss_mb": ours_peak, "ratio": ratio, **differences}
 
 
+def postgres_build(source: Path, work: Path, server_url: str, rows: int) -> Measure:
+    """The full build through Dagster on a PostgreSQL instance, as the README sets one up:
+    deploy/postgres/dagster.yaml on a new database ``e6_bench`` of the server at ``server_url`` (a
+    user that may create databases, e.g. ``postgresql://user:pw@127.0.0.1:5432/postgres``), with
+    events stored in batches and one planned event per asset of the ranged run."""
+    import psycopg2  # the postgres extra: pip install -e '.[postgres]'
+
+    url = urlsplit(server_url)
+    admin = psycopg2.connect(server_url)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("DROP DATABASE IF EXISTS e6_bench WITH (FORCE)")
+        cursor.execute("CREATE DATABASE e6_bench")
+    admin.close()
+    home, data = work / "postgres-home", work / "postgres-data"
+    for folder in (home, data):
+        shutil.rmtree(folder, ignore_errors=True)
+    home.mkdir(parents=True)
+    shutil.copyfile(HERE.parent / "deploy" / "postgres" / "dagster.yaml", home / "dagster.yaml")
+    env = {
+        "DAGSTER_HOME": str(home),
+        "E6_SOURCE": str(source),
+        "E6_DATA_DIR": str(data),
+        "DAGSTER_PG_HOST": url.hostname or "127.0.0.1",
+        "DAGSTER_PG_PORT": str(url.port or 5432),
+        "DAGSTER_PG_USERNAME": url.username or "",
+        "DAGSTER_PG_PASSWORD": url.password or "",
+        "DAGSTER_PG_DB": "e6_bench",
+        "DAGSTER_EVENT_BATCH_SIZE": "1000",
+        "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1",
+    }
+    command = [sys.executable, "-m", "e6_assets.cli", "build", "--shards", "0000...0999"]
+    return measure("e6-assets build (PostgreSQL)", command, rows, env)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -140,6 +177,11 @@ def main() -> None:
     )
     parser.add_argument("--author-rows", type=int, default=430_000, help="source size for their scripts")
     parser.add_argument("--author-python", default=sys.executable, help="interpreter with pandas and tqdm")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="also build through Dagster on a PostgreSQL instance on this server (see postgres_build)",
+    )
     args = parser.parse_args()
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -170,6 +212,14 @@ def main() -> None:
         )
         print(f"  Dagster's share: {full.wall_s - total:.1f} s of {full.wall_s:.1f} s")
         results["dagster"] = {**asdict(full), "dagster_share_s": full.wall_s - total}
+        if args.postgres:
+            print("\nthrough Dagster on PostgreSQL (deploy/postgres/dagster.yaml, events in batches):")
+            on_postgres = postgres_build(source, work, args.postgres, args.rows)
+            print(f"  Dagster's share: {on_postgres.wall_s - total:.1f} s of {on_postgres.wall_s:.1f} s")
+            results["dagster_postgres"] = {
+                **asdict(on_postgres),
+                "dagster_share_s": on_postgres.wall_s - total,
+            }
 
     print(f"\nrerun of shard {RERUN_SHARD} after a change to it in the newest month file:")
     rerun_source = work / "rerun-source"

@@ -14,6 +14,8 @@ from e6_assets.layout import DataLayout
 from e6_assets.sample import write_sample
 from e6_assets.sources import resolve_local
 
+pytest_plugins = ["e6_assets_tests.services"]  # PostgreSQL and Redis for the deployment tests
+
 SAMPLE_ROWS = 3_000
 
 # The Hub is never reached from the tests: huggingface_hub reads this once, when first imported.

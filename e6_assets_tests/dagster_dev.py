@@ -62,23 +62,22 @@ def graphql(url: str, query: str, variables: dict | None = None) -> dict:
         return json.loads(response.read())
 
 
-def _wait_until_serving(process: subprocess.Popen, url: str, log: Path, timeout: float) -> None:
+def wait_until_serving(process: subprocess.Popen, url: str, log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(
-                f"dagster dev exited with {process.returncode}; log:\n{log.read_text()[-4000:]}"
+                f"{process.args} exited with {process.returncode}; log:\n{log.read_text()[-4000:]}"
             )
         if _get(f"{url}/server_info") is not None:
             return
         time.sleep(0.5)
-    raise TimeoutError(
-        f"dagster dev did not serve {url} within {timeout:.0f}s; log:\n{log.read_text()[-4000:]}"
-    )
+    raise TimeoutError(f"{url} was not served within {timeout:.0f}s; log:\n{log.read_text()[-4000:]}")
 
 
-def _stop(process: subprocess.Popen, grace: float = 20.0) -> None:
-    """Ask ``dagster dev`` to shut down, then end whatever is left of its process group."""
+def stop(process: subprocess.Popen, grace: float = 20.0) -> None:
+    """Ask a process started in its own session (``dagster dev``, a webserver, a daemon, a worker) to
+    shut down, then end whatever is left of its process group."""
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
         with suppress(subprocess.TimeoutExpired):
@@ -89,19 +88,27 @@ def _stop(process: subprocess.Popen, grace: float = 20.0) -> None:
 
 
 @contextmanager
-def dagster_dev(workdir: Path, source: Path, startup_timeout: float = 120.0) -> Iterator[UiServer]:
-    """``dagster dev`` on 127.0.0.1 with DAGSTER_HOME, E6_SOURCE and E6_DATA_DIR under ``workdir``.
+def dagster_dev(
+    workdir: Path,
+    source: Path,
+    startup_timeout: float = 120.0,
+    dagster_yaml: Path = REPO / "dagster.yaml",
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[UiServer]:
+    """``dagster dev`` on 127.0.0.1 with DAGSTER_HOME, E6_SOURCE and E6_DATA_DIR under ``workdir``,
+    the instance configured by ``dagster_yaml`` (and the variables it reads, in ``extra_env``).
 
     It runs in ``workdir``, not the repository: Dagster would apply a ``.env`` found in the current
     folder over the environment given here.
     """
     home, data_dir = workdir / "dagster_home", workdir / "data"
     home.mkdir(parents=True)
-    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copyfile(dagster_yaml, home / "dagster.yaml")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
+        **(extra_env or {}),
         "DAGSTER_HOME": str(home),
         "E6_SOURCE": str(source),
         "E6_DATA_DIR": str(data_dir),
@@ -127,8 +134,65 @@ def dagster_dev(workdir: Path, source: Path, startup_timeout: float = 120.0) -> 
             start_new_session=True,
         )
     try:
-        _wait_until_serving(process, url, log, startup_timeout)
+        wait_until_serving(process, url, log, startup_timeout)
         graphql(url, "mutation { setNuxSeen }")  # the one-time newsletter prompt would cover the page
         yield UiServer(url=url, home=home, data_dir=data_dir, log=log)
     finally:
-        _stop(process)
+        stop(process)
+
+
+LAUNCH_BACKFILL = """
+mutation Launch($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+    ... on UnauthorizedError { message }
+    ... on InvalidSubsetError { message }
+  }
+}
+"""
+BACKFILL = """
+query Backfill($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    __typename
+    ... on PartitionBackfill {
+      status
+      runs(limit: 100) { runId status startTime endTime tags { key value } }
+    }
+    ... on PythonError { message }
+  }
+}
+"""
+BACKFILL_DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+
+
+def graphql_data(url: str, query: str, variables: dict) -> dict:
+    body = graphql(url, query, variables)
+    assert "errors" not in body, body["errors"]
+    return body["data"]
+
+
+def run_backfill(url: str, assets: list[str], partitions: list[str], timeout: float) -> dict:
+    """Launch a backfill of ``assets`` over ``partitions`` as the UI does (Materialize, a partition
+    selection, Launch) and wait until it is done; returns the backfill with its runs."""
+    params = {
+        "assetSelection": [{"path": [name]} for name in assets],
+        "partitionNames": partitions,
+        "fromFailure": False,
+        "title": "test backfill",
+    }
+    launched = graphql_data(url, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    deadline = time.monotonic() + timeout
+    while True:
+        backfill = graphql_data(url, BACKFILL, {"id": launched["backfillId"]})["partitionBackfillOrError"]
+        assert backfill["__typename"] == "PartitionBackfill", backfill
+        if backfill["status"] in BACKFILL_DONE:
+            return backfill
+        assert time.monotonic() < deadline, f"backfill still {backfill['status']} after {timeout:.0f} s"
+        time.sleep(2)
+
+
+def run_tags(run: dict) -> dict[str, str]:
+    return {tag["key"]: tag["value"] for tag in run["tags"]}
