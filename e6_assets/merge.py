@@ -184,7 +184,7 @@ class MetaLatResult:
     universe_sha256: str
 
 
-def merge_meta_lat(layout: DataLayout) -> MetaLatResult:
+def merge_meta_lat(layout: DataLayout, workers: int = 1) -> MetaLatResult:
     """Write ``meta_lat_v2.json`` and ``missing.json`` from all 1000 fragments, and count both sides."""
     missing = layout.missing_meta_lat_fragments()
     if missing:
@@ -200,7 +200,7 @@ def merge_meta_lat(layout: DataLayout) -> MetaLatResult:
             f"the shards were merged with {len(versions)} id universe versions "
             f"({', '.join(v[:12] for v in versions)}); rebuild meta_lat_v2_fragments for every shard"
         )
-    ids = merge_fragments(fragments, layout.meta_lat_v2_json)
+    ids = merge_fragments(fragments, layout.meta_lat_v2_json, workers)
     lists = write_missing_json(fragments, layout.missing_json)
     merged = MergeCounts(ids, lists["tags"], lists["caption"], lists["latent"])
     return MetaLatResult(merged, sum((counts for counts, _ in footers), MergeCounts()), versions[0])

@@ -6,9 +6,13 @@ directly, so the data work can be timed and checked without Dagster.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,29 +21,49 @@ import pyarrow.parquet as pq
 from e6_assets.captions import CaptionCounts, count_captions, latest_row_per_id, rearrange
 from e6_assets.layout import DataLayout
 from e6_assets.meta_json import caption_entries, merge_fragments, write_fragment, write_tar_gz
+from e6_assets.parallel import map_in_processes
 from e6_assets.parquet_files import read_parquet, write_parquet
 from e6_assets.shards import SHARD_KEYS
 from e6_assets.sources import ResolvedSource
-from e6_assets.staging import StagedSource, StagingReport, stage_source
+from e6_assets.staging import BLOCK_SHARDS, StagedSource, StagingReport, stage_source
 from e6_assets.tars import TarIndex, index_problems, write_tar
 
 _COUNTS_KEY = b"e6_assets.caption_counts"
+Result = TypeVar("Result")
 
 
-def stage(source: ResolvedSource, layout: DataLayout) -> StagingReport:
+def stage(source: ResolvedSource, layout: DataLayout, workers: int = 1) -> StagingReport:
     """Bring the staged columnar copy of the source up to date (only changed files are parsed)."""
-    return stage_source(source.files, layout.staged_dir)
+    return stage_source(source.files, layout.staged_dir, workers)
+
+
+def _write_raw_block(
+    files: Sequence[Path], layout: DataLayout, shards: list[int]
+) -> list[tuple[str, int, str]]:
+    staged, written = StagedSource(files, layout.staged_dir), []
+    for shard, rows in staged.iter_shard_tables(shards):
+        key = SHARD_KEYS[shard]
+        written.append((key, rows.num_rows, write_parquet(layout.raw(key), rows.drop_columns(["shard"]))))
+    return written
 
 
 def write_raw_shards(
-    source: ResolvedSource, layout: DataLayout, keys: Sequence[str]
+    source: ResolvedSource, layout: DataLayout, keys: Sequence[str], workers: int = 1
 ) -> Iterator[tuple[str, int, str]]:
-    """Write ``raw/NNNN.parquet`` for each shard of ``keys``; yields ``(shard, rows, version)``."""
-    staged = StagedSource(source.files, layout.staged_dir)
-    for shard, rows in staged.iter_shard_tables([int(key) for key in keys]):
-        key = SHARD_KEYS[shard]
-        version = write_parquet(layout.raw(key), rows.drop_columns(["shard"]))
-        yield key, rows.num_rows, version
+    """Write ``raw/NNNN.parquet`` for each shard of ``keys``, a block of shards (one row group of each
+    staged file) per task; yields ``(shard, rows, version)`` in shard order."""
+    shards = sorted({int(key) for key in keys})
+    blocks = [list(group) for _, group in itertools.groupby(shards, key=lambda shard: shard // BLOCK_SHARDS)]
+    write_block = functools.partial(_write_raw_block, list(source.files), layout)
+    for written in map_in_processes(write_block, blocks, workers):
+        yield from written
+
+
+def map_shards(
+    step: Callable[[DataLayout, str], Result], layout: DataLayout, keys: Sequence[str], workers: int = 1
+) -> Iterator[tuple[str, Result]]:
+    """``(key, step(layout, key))`` for each shard of ``keys``, in order, over ``workers`` processes."""
+    yield from zip(keys, map_in_processes(functools.partial(step, layout), keys, workers), strict=True)
 
 
 def rearrange_shard(layout: DataLayout, key: str) -> tuple[CaptionCounts, str]:
@@ -106,7 +130,7 @@ class MissingShards(RuntimeError):
     pass
 
 
-def merge_meta_cap(layout: DataLayout) -> MetaCapResult:
+def merge_meta_cap(layout: DataLayout, workers: int = 1) -> MetaCapResult:
     """Write ``meta_cap.json`` and ``meta_cap.tar.gz`` from all 1000 fragments, and count both sides."""
     missing = layout.missing_fragments()
     if missing:
@@ -115,7 +139,7 @@ def merge_meta_cap(layout: DataLayout) -> MetaCapResult:
             "build every shard before the merged file"
         )
     fragments = [layout.meta_cap_fragment(key) for key in SHARD_KEYS]
-    entries = merge_fragments(fragments, layout.meta_cap_json)
+    entries = merge_fragments(fragments, layout.meta_cap_json, workers)
     write_tar_gz(layout.meta_cap_json, layout.meta_cap_tar_gz)
     sources = pa.concat_tables(read_parquet(path, ["caption_source"]) for path in fragments)
     by_source = {item["values"]: item["counts"] for item in pc.value_counts(sources.column(0)).to_pylist()}
@@ -129,17 +153,21 @@ def merge_meta_cap(layout: DataLayout) -> MetaCapResult:
     return MetaCapResult(merged, shards)
 
 
-def build(source: ResolvedSource, layout: DataLayout, keys: Sequence[str] = SHARD_KEYS) -> CaptionCounts:
+def build(
+    source: ResolvedSource, layout: DataLayout, keys: Sequence[str] = SHARD_KEYS, workers: int = 1
+) -> CaptionCounts:
     """Every step for ``keys`` and, when all shards exist, the merged files; returns the shards' totals."""
-    stage(source, layout)
-    for _ in write_raw_shards(source, layout, keys):
+    stage(source, layout, workers)
+    for _ in write_raw_shards(source, layout, keys, workers):
         pass
-    totals = sum((rearrange_shard(layout, key)[0] for key in keys), CaptionCounts())
-    for key in keys:
-        result = tar_shard(layout, key)
+    totals = sum(
+        (counts for _, (counts, _) in map_shards(rearrange_shard, layout, keys, workers)), CaptionCounts()
+    )
+    for key, result in map_shards(tar_shard, layout, keys, workers):
         if result.problems:
             raise RuntimeError(f"shard {key}: {'; '.join(result.problems)}")
-        fragment_shard(layout, key)
+    for _ in map_shards(fragment_shard, layout, keys, workers):
+        pass
     if not layout.missing_fragments():
-        merge_meta_cap(layout)
+        merge_meta_cap(layout, workers)
     return totals

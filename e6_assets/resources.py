@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from e6_assets.layout import DataLayout
+from e6_assets.parallel import worker_count
 from e6_assets.publish import DEFAULT_PREFIX, DEFAULT_REVISION, PublishTarget
 from e6_assets.sample import DEFAULT_ROWS, resolve_sample
 from e6_assets.sources import ResolvedSource, resolve_hub, resolve_local
@@ -31,12 +32,17 @@ class CaptionSource(dg.ConfigurableResource):
 
 
 class DataDir(dg.ConfigurableResource):
-    """The data root; every asset's files live under it (see ``DataLayout``)."""
+    """The data root; every asset's files live under it (see ``DataLayout``). And how many worker
+    processes a step spreads its shards over: ``workers`` if set, else ``E6_WORKERS``, else every core."""
 
     path: str = "data"
+    workers: int | None = None
 
     def layout(self) -> DataLayout:
         return DataLayout(Path(self.path).expanduser())
+
+    def worker_count(self) -> int:
+        return worker_count(self.workers)
 
 
 DEFAULT_MISSING_CAPTION_WARN = 0.05

@@ -9,6 +9,7 @@ JSONL.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import pyarrow.parquet as pq
 
 from e6_assets.atomic import atomic_path
 from e6_assets.jsonl import read_month_file, source_stat
+from e6_assets.parallel import map_in_processes
 from e6_assets.shards import SHARD_COUNT
 
 STAGE_FORMAT = "2"  # bump when the staged layout changes: every file is staged again
@@ -84,17 +86,22 @@ def stage_file(source: Path, staged: Path) -> int:
     return table.num_rows
 
 
-def stage_source(files: Sequence[Path], stage_dir: Path) -> StagingReport:
-    """Bring the staged copy of every source file up to date."""
-    staged, reused, rows = [], [], 0
-    for source in files:
-        target = _staged_path(stage_dir, source)
-        if _is_current(target, _fingerprint(source)):
-            reused.append(source.name)
-        else:
-            rows += stage_file(source, target)
-            staged.append(source.name)
-    return StagingReport(staged, reused, rows)
+def _stage_into(stage_dir: Path, source: Path) -> int:
+    return stage_file(source, _staged_path(stage_dir, source))
+
+
+def stage_source(files: Sequence[Path], stage_dir: Path, workers: int = 1) -> StagingReport:
+    """Bring the staged copy of every source file up to date, ``workers`` files at a time."""
+    stale = [
+        source for source in files if not _is_current(_staged_path(stage_dir, source), _fingerprint(source))
+    ]
+    rows = sum(map_in_processes(functools.partial(_stage_into, stage_dir), stale, workers))
+    stale_names = {source.name for source in stale}
+    return StagingReport(
+        [source.name for source in stale],
+        [source.name for source in files if source.name not in stale_names],
+        rows,
+    )
 
 
 class StagedSource:

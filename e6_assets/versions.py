@@ -1,29 +1,15 @@
-"""Content data versions: one value per shard, derived from the shard's rows or bytes.
+"""Per-shard data versions of an observed source, as recorded in the instance.
 
-Dagster records one data version per step output; in a ranged run every shard of an asset would
-get the same one. These helpers give each shard its own version from its content, so a shard whose
-rows did not change keeps its version across source commits and code changes that do not touch it.
+``caption_source`` records one data version per shard, a hash of the shard's source rows, and only
+for shards whose hash changed: so a shard whose rows did not change keeps its version across source
+commits, and only the shards that changed are rebuilt downstream.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import dagster as dg
 
 DATA_VERSION_TAG = "dagster/data_version"
-
-
-def content_version_events(asset_key: dg.AssetKey, versions: Mapping[str, str]) -> list[dg.AssetObservation]:
-    """One observation per shard carrying the shard's content version as its data version.
-
-    Logged after the step's materializations, it is the latest event with a data version for the
-    shard, which is what ``AutomationCondition.data_version_changed()`` compares between ticks.
-    """
-    return [
-        dg.AssetObservation(asset_key=asset_key, partition=key, tags={DATA_VERSION_TAG: version})
-        for key, version in versions.items()
-    ]
 
 
 def latest_versions(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> dict[str, str]:

@@ -4,11 +4,10 @@ Every per-shard asset has a single-run backfill policy, so a range of shards is 
 loops over ``context.partition_keys`` and records each shard's numbers as that shard's metadata and
 check results. The data work is in ``e6_assets.pipeline``.
 
-Each per-shard asset also records a data version per shard from the shard's content (the sha256 of
-the file it wrote), logged as an observation of that shard after the step's materializations: Dagster
-has one data version per step output, the same for every shard of a ranged run. With the automation
-conditions in ``e6_assets.automation``, a rebuild whose content did not change does not make the
-shard's downstream eligible.
+Each step spreads its shards over worker processes (``DataDir.worker_count``) and records them in
+shard order. What it stores per shard is one materialization (with the shard's numbers) and, for the
+assets with checks, one check result: each stored event costs milliseconds, and these are what the
+UI shows per shard.
 """
 
 from collections.abc import Iterator
@@ -25,7 +24,6 @@ from e6_assets.automation import rebuild_on_change
 from e6_assets.jsonl import SourceError
 from e6_assets.partitions import SHARDS
 from e6_assets.resources import CaptionSource, DataDir
-from e6_assets.versions import content_version_events
 
 RAW_CAPTIONS = dg.AssetKey("raw_captions")
 REARRANGED_CAPTIONS = dg.AssetKey("rearranged_captions")
@@ -89,14 +87,14 @@ def raw_captions(context: dg.AssetExecutionContext, source: CaptionSource, data_
     layout = data_dir.layout()
     resolved = source.resolve(layout.root)
     context.log.info(f"source: {resolved.description} ({len(resolved.files)} monthly files)")
+    workers = data_dir.worker_count()
     try:
-        staging = pipeline.stage(resolved, layout)
+        staging = pipeline.stage(resolved, layout, workers)
     except SourceError as error:
         raise dg.Failure(description=str(error)) from error
     keys = context.partition_keys
-    versions: dict[str, str] = {}
-    for done, (key, rows, version) in enumerate(pipeline.write_raw_shards(resolved, layout, keys), start=1):
-        versions[key] = version
+    written = pipeline.write_raw_shards(resolved, layout, keys, workers)
+    for done, (key, rows, _) in enumerate(written, start=1):
         context.add_asset_metadata(
             {"rows": rows, "path": dg.MetadataValue.path(str(layout.raw(key)))}, partition_key=key
         )
@@ -110,7 +108,6 @@ def raw_captions(context: dg.AssetExecutionContext, source: CaptionSource, data_
             **resolved.metadata,
         }
     )
-    yield from content_version_events(RAW_CAPTIONS, versions)
 
 
 @dg.multi_asset(
@@ -147,10 +144,9 @@ def raw_captions(context: dg.AssetExecutionContext, source: CaptionSource, data_
 def rearranged_captions(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterator:
     layout = data_dir.layout()
     keys = context.partition_keys
-    versions: dict[str, str] = {}
     checks: list[dg.AssetCheckEvaluation] = []
-    for done, key in enumerate(keys, start=1):
-        counts, versions[key] = pipeline.rearrange_shard(layout, key)
+    rearranged = pipeline.map_shards(pipeline.rearrange_shard, layout, keys, data_dir.worker_count())
+    for done, (key, (counts, _)) in enumerate(rearranged, start=1):
         numbers = counts.as_dict()
         context.add_asset_metadata(
             {**numbers, "path": dg.MetadataValue.path(str(layout.rearranged(key)))}, partition_key=key
@@ -168,7 +164,6 @@ def rearranged_captions(context: dg.AssetExecutionContext, data_dir: DataDir) ->
         log_progress(context, done, len(keys))
     yield dg.MaterializeResult(asset_key=REARRANGED_CAPTIONS)
     yield from _aimed_at_latest(context.instance, REARRANGED_CAPTIONS, checks)
-    yield from content_version_events(REARRANGED_CAPTIONS, versions)
 
 
 @dg.multi_asset(
@@ -206,11 +201,10 @@ def rearranged_captions(context: dg.AssetExecutionContext, data_dir: DataDir) ->
 def caption_tars(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterator:
     layout = data_dir.layout()
     keys = context.partition_keys
-    versions: dict[str, str] = {}
     checks: list[dg.AssetCheckEvaluation] = []
-    for done, key in enumerate(keys, start=1):
-        result = pipeline.tar_shard(layout, key)
-        index, versions[key] = result.index, result.version
+    tars = pipeline.map_shards(pipeline.tar_shard, layout, keys, data_dir.worker_count())
+    for done, (key, result) in enumerate(tars, start=1):
+        index = result.index
         context.add_asset_metadata(
             {
                 "members": len(index.files),
@@ -239,7 +233,6 @@ def caption_tars(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterat
         log_progress(context, done, len(keys))
     yield dg.MaterializeResult(asset_key=CAPTION_TARS)
     yield from _aimed_at_latest(context.instance, CAPTION_TARS, checks)
-    yield from content_version_events(CAPTION_TARS, versions)
 
 
 @dg.asset(
@@ -258,9 +251,8 @@ def caption_tars(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterat
 def meta_cap_fragments(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterator:
     layout = data_dir.layout()
     keys = context.partition_keys
-    versions: dict[str, str] = {}
-    for done, key in enumerate(keys, start=1):
-        entries, versions[key] = pipeline.fragment_shard(layout, key)
+    fragments = pipeline.map_shards(pipeline.fragment_shard, layout, keys, data_dir.worker_count())
+    for done, (key, (entries, _)) in enumerate(fragments, start=1):
         context.add_asset_metadata(
             {
                 "entries": entries,
@@ -270,7 +262,6 @@ def meta_cap_fragments(context: dg.AssetExecutionContext, data_dir: DataDir) -> 
         )
         log_progress(context, done, len(keys))
     yield dg.MaterializeResult()
-    yield from content_version_events(META_CAP_FRAGMENTS, versions)
 
 
 @dg.asset(
@@ -300,7 +291,7 @@ def meta_cap_fragments(context: dg.AssetExecutionContext, data_dir: DataDir) -> 
 def meta_cap(context: dg.AssetExecutionContext, data_dir: DataDir) -> dg.MaterializeResult:
     layout = data_dir.layout()
     try:
-        result = pipeline.merge_meta_cap(layout)
+        result = pipeline.merge_meta_cap(layout, data_dir.worker_count())
     except pipeline.MissingShards as error:
         raise dg.Failure(description=str(error)) from error
     merged, shards = result.merged, result.shards

@@ -176,7 +176,7 @@ def meta_lat_v2(context: dg.AssetExecutionContext, id_universe: IdUniverse, data
         return
     layout = data_dir.layout()
     try:
-        result = merge_meta_lat(layout)
+        result = merge_meta_lat(layout, data_dir.worker_count())
     except MergeInputError as error:
         raise dg.Failure(description=str(error)) from error
     merged, shard_totals = result.merged, result.shards
