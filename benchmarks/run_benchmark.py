@@ -23,13 +23,14 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 HERE = Path(__file__).resolve().parent
-STEPS = ["stage", "raw", "rearrange", "tars", "fragments", "merge"]
+STEPS = ["stage", "raw", "rearrange", "tars", "merge"]
 RERUN_SHARD = "0042"
 
 
@@ -48,18 +49,61 @@ class Measure:
 LOG = Path("benchmark.log")
 
 
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, queue = [], [root]
+    while queue:
+        pid = queue.pop()
+        found.append(pid)
+        queue.extend(children.get(pid, []))
+    return found
+
+
+def _peak_rss_kb(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+
+
+class TreePeakRss(threading.Thread):
+    """The largest peak RSS (VmHWM) of any process in a process tree: the command and the worker
+    processes it starts (which ``wait4``'s figure, the command's own, leaves out). Sampled every
+    0.2 s, so a worker that lives less than that may be missed."""
+
+    def __init__(self, root: int):
+        super().__init__(daemon=True)
+        self.root, self.peak_kb, self.done = root, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.2):
+            for pid in _descendants(self.root):
+                self.peak_kb = max(self.peak_kb, _peak_rss_kb(pid))
+
+
 def measure(name: str, command: list[str], rows: int | None = None, env: dict | None = None) -> Measure:
-    """Run ``command`` to completion; its wall time and the peak RSS of that process."""
+    """Run ``command`` to completion; its wall time and the peak RSS of the largest of its processes."""
     with open(LOG, "a") as log:
         log.write(f"\n$ {' '.join(command)}\n")
         log.flush()
         started = time.perf_counter()
         process = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=log, stderr=log)
+        sampler = TreePeakRss(process.pid)
+        sampler.start()
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
+        sampler.done.set()
+        sampler.join()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{name} failed (see {LOG}): {' '.join(command)}")
-    result = Measure(name, wall, usage.ru_maxrss / 1024, rows)
+    result = Measure(name, wall, max(usage.ru_maxrss, sampler.peak_kb) / 1024, rows)
     rate = f", {result.rows_per_s:,.0f} rows/s" if result.rows_per_s else ""
     print(f"  {name:<28} {wall:8.1f} s  {result.peak_rss_mb:8.0f} MB peak{rate}", flush=True)
     return result

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from e6_assets import pipeline
 from e6_assets.layout import DataLayout
+from e6_assets.parallel import worker_count
 from e6_assets.shards import SHARD_KEYS
 from e6_assets.sources import resolve_local
 
@@ -17,33 +18,24 @@ from e6_assets.sources import resolve_local
 def main(step: str, source_dir: str, data_dir: str, shards: list[str]) -> None:
     source, layout = resolve_local(Path(source_dir)), DataLayout(Path(data_dir))
     keys = shards or SHARD_KEYS
+    workers = worker_count()  # E6_WORKERS, else every core: as the build runs them
     if step == "stage":
-        pipeline.stage(source, layout)
+        pipeline.stage(source, layout, workers)
     elif step == "raw":
-        for _ in pipeline.write_raw_shards(source, layout, keys):
+        for _ in pipeline.write_raw_shards(source, layout, keys, workers):
             pass
     elif step == "rearrange":
-        for key in keys:
-            pipeline.rearrange_shard(layout, key)
+        for _ in pipeline.map_shards(pipeline.rearrange_shard, layout, keys, workers):
+            pass
     elif step == "tars":
-        for key in keys:
-            problems = pipeline.tar_shard(layout, key).problems
-            if problems:
-                raise SystemExit(f"shard {key}: {problems}")
-    elif step == "fragments":
-        for key in keys:
-            pipeline.fragment_shard(layout, key)
+        for key, result in pipeline.map_shards(pipeline.tar_shard, layout, keys, workers):
+            if result.problems:
+                raise SystemExit(f"shard {key}: {result.problems}")
     elif step == "merge":
-        if not pipeline.merge_meta_cap(layout).totals_match:
+        if not pipeline.merge_meta_cap(layout, workers).totals_match:
             raise SystemExit("merged totals differ from the shards'")
     elif step == "shard":  # every per-shard step, for a rerun of a few shards
-        pipeline.stage(source, layout)
-        for _ in pipeline.write_raw_shards(source, layout, keys):
-            pass
-        for key in keys:
-            pipeline.rearrange_shard(layout, key)
-            pipeline.tar_shard(layout, key)
-            pipeline.fragment_shard(layout, key)
+        pipeline.build(source, layout, keys, workers)
     else:
         raise SystemExit(f"unknown step {step!r}")
 

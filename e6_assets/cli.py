@@ -9,15 +9,27 @@ import shutil
 import sys
 import warnings
 from pathlib import Path
-
-import dagster as dg
+from typing import TYPE_CHECKING
 
 from e6_assets.shards import SHARD_KEYS, parse_shard_range
 from e6_assets.sources import SourceNotFound
 
+if TYPE_CHECKING:
+    import dagster as dg
+
+# Dagster is imported inside the commands, not here: the build's worker processes import the main
+# module (this one, when run as ``e6-assets``) before they start, and need none of Dagster.
+
 DEFAULT_HOME = ".dagster_home"
 # What `e6-assets build` and `e6-assets ui` use for a variable that is not set (empty: not configured).
 DEFAULTS = {"E6_SOURCE": "sample", "E6_DATA_DIR": "data", "E6_ID_UNIVERSE": "", "E6_MISSING_CAPTION_WARN": ""}
+
+
+# How runs store their events, for every run this process (or the UI it starts) creates: a ranged
+# run's materializations as batches of up to 1000 events, and one "planned" event per asset of a
+# ranged run instead of one per shard. A failed ranged run then does not mark its shards failed; they
+# stay missing, which is what the fill schedule looks for.
+EVENT_SETTINGS = {"DAGSTER_EVENT_BATCH_SIZE": "1000", "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1"}
 
 
 def instance_home() -> Path:
@@ -86,6 +98,8 @@ def _run(selection: list, tags: dict[str, str], instance: dg.DagsterInstance) ->
     from e6_assets.run_recovery import process_tags, wait_for_pool
 
     wait_for_pool(instance, SHARD_POOL, _say)
+    import dagster as dg
+
     return dg.materialize(
         ALL_ASSETS,
         selection=selection,
@@ -93,7 +107,8 @@ def _run(selection: list, tags: dict[str, str], instance: dg.DagsterInstance) ->
         tags={**tags, **process_tags()},
         resources=resources(),
         raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        # The steps print their own progress lines; Dagster's INFO lines stay in the run's event log.
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
     )
 
 
@@ -131,6 +146,8 @@ def _build(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         print(f"e6-assets: {error}", file=sys.stderr)
         return 2
     home = instance_home()
+    import dagster as dg
+
     instance = stack.enter_context(dg.DagsterInstance.get())
     layout = DataDir(path=os.environ["E6_DATA_DIR"]).layout()
     range_tags = {
@@ -198,6 +215,8 @@ def publish(args: argparse.Namespace) -> int:
         print(f"e6-assets: {NOT_CONFIGURED}", file=sys.stderr)
         return 2
     instance_home()
+    import dagster as dg
+
     result = dg.materialize(
         [*ALL_ASSETS, *PUBLISH_ASSETS],
         selection=[HUB_RELEASE],
@@ -300,7 +319,11 @@ def main(argv: list[str] | None = None) -> int:
     sample_cmd.set_defaults(func=sample)
 
     args = parser.parse_args(argv)
+    for name, value in EVENT_SETTINGS.items():
+        os.environ.setdefault(name, value)
     # Dagster marks single-run backfills and partitioned checks beta/preview: say it once, in the README.
+    import dagster as dg
+
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     return args.func(args)

@@ -9,8 +9,9 @@ ranged run's materializations come as one batch) in one transaction per database
 per event. The tables, files and queries are Dagster's own: an instance can switch between this class
 and the default at any time.
 
-It overrides ``_connect``, which is not a public Dagster API (there is no public hook for how the
-SQLite storage connects); the README says so. Configure it in ``dagster.yaml``::
+It overrides ``_connect`` and ``_has_asset_key_index_cols_on_connection``, which are not public
+Dagster APIs (there is no public hook for how the SQLite storage connects or caches its schema); the
+README says so. Configure it in ``dagster.yaml``::
 
     event_log_storage:
       module: e6_assets.event_storage
@@ -45,7 +46,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         base_dir = base_dir or os.path.join(os.environ["DAGSTER_HOME"], "history", "runs")
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._batch = threading.local()
-        self._tables_present: set[str] = set()
+        self._schema_present: set[str] = set()  # tables and columns known to exist
         super().__init__(base_dir, inst_data)
 
     @classmethod
@@ -100,10 +101,19 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         # Asked before every asset and check event is stored (sometimes while a connection is open),
         # and Dagster answers with a new engine each time. A table, once there, stays (only a
         # migration adds tables), so a yes is remembered.
-        if table_name not in self._tables_present:
+        if table_name not in self._schema_present:
             if not super().has_table(table_name):
                 return False
-            self._tables_present.add(table_name)
+            self._schema_present.add(table_name)
+        return True
+
+    def _has_asset_key_index_cols_on_connection(self, conn: Connection) -> bool:
+        # Also asked for every asset event (a table inspection each time); remembered the same way.
+        # A private Dagster method, like ``_connect``.
+        if "asset_key_index_cols" not in self._schema_present:
+            if not super()._has_asset_key_index_cols_on_connection(conn):
+                return False
+            self._schema_present.add("asset_key_index_cols")
         return True
 
     def store_event_batch(self, events: Sequence[Any]) -> None:

@@ -25,16 +25,28 @@ from e6_assets.parallel import map_in_processes
 from e6_assets.parquet_files import read_parquet, write_parquet
 from e6_assets.shards import SHARD_KEYS
 from e6_assets.sources import ResolvedSource
-from e6_assets.staging import BLOCK_SHARDS, StagedSource, StagingReport, stage_source
+from e6_assets.staging import BLOCK_SHARDS, StagedSource, StagingReport, stage_source, stale_files
 from e6_assets.tars import TarIndex, index_problems, write_tar
 
 _COUNTS_KEY = b"e6_assets.caption_counts"
 Result = TypeVar("Result")
 
 
-def stage(source: ResolvedSource, layout: DataLayout, workers: int = 1) -> StagingReport:
-    """Bring the staged columnar copy of the source up to date (only changed files are parsed)."""
-    return stage_source(source.files, layout.staged_dir, workers)
+def files_to_stage(source: ResolvedSource, layout: DataLayout) -> list[Path]:
+    """The source files whose staged copy is missing or out of date."""
+    return stale_files(source.files, layout.staged_dir)
+
+
+def stage(
+    source: ResolvedSource,
+    layout: DataLayout,
+    workers: int = 1,
+    stale: Sequence[Path] | None = None,
+    on_file_staged: Callable[[int], None] | None = None,
+) -> StagingReport:
+    """Bring the staged columnar copy of the source up to date (only changed files are parsed:
+    ``stale``, when already known); ``on_file_staged(rows)`` is called as each file is done."""
+    return stage_source(source.files, layout.staged_dir, workers, stale, on_file_staged)
 
 
 def _write_raw_block(
@@ -66,13 +78,23 @@ def map_shards(
     yield from zip(keys, map_in_processes(functools.partial(step, layout), keys, workers), strict=True)
 
 
-def rearrange_shard(layout: DataLayout, key: str) -> tuple[CaptionCounts, str]:
-    """De-duplicate the shard's raw rows, apply the caption rule, write ``rearranged/NNNN.parquet``.
+def write_meta_cap_fragment(layout: DataLayout, key: str, captions: pa.Table) -> None:
+    """The shard's entries of ``meta_cap.json``, from its rearranged rows."""
+    fragment = caption_entries(captions.column("id"), captions.column("caption"))
+    fragment = fragment.append_column("caption_source", captions.column("caption_source"))
+    write_fragment(layout.meta_cap_fragment(key), fragment)
 
-    Returns the shard's caption counts and the content version of the file written."""
+
+def rearrange_shard(layout: DataLayout, key: str) -> tuple[CaptionCounts, str]:
+    """De-duplicate the shard's raw rows, apply the caption rule, write ``rearranged/NNNN.parquet``
+    and the shard's ``meta_cap.json`` entries, ``meta_cap/NNNN.parquet`` (the fragment the merge
+    reads), from the same rows in memory.
+
+    Returns the shard's caption counts and the content version of the rearranged file."""
     rows, duplicates = latest_row_per_id(read_parquet(layout.raw(key)))
     captions = rearrange(rows)
     counts = count_captions(captions, duplicates)
+    write_meta_cap_fragment(layout, key, captions)
     captions = captions.replace_schema_metadata({_COUNTS_KEY: json.dumps(counts.as_dict()).encode()})
     return counts, write_parquet(layout.rearranged(key), captions)
 
@@ -106,14 +128,6 @@ def tar_shard(layout: DataLayout, key: str) -> TarResult:
     if len(index.files) != captions.num_rows:
         problems.insert(0, f"{len(index.files)} members for {captions.num_rows} non-empty captions")
     return TarResult(index, captions.num_rows, problems)
-
-
-def fragment_shard(layout: DataLayout, key: str) -> tuple[int, str]:
-    """Write the shard's ``meta_cap.json`` fragment; returns its entry count and content version."""
-    captions = read_parquet(layout.rearranged(key))
-    fragment = caption_entries(captions.column("id"), captions.column("caption"))
-    fragment = fragment.append_column("caption_source", captions.column("caption_source"))
-    return fragment.num_rows, write_fragment(layout.meta_cap_fragment(key), fragment)
 
 
 @dataclass(frozen=True)
@@ -166,8 +180,6 @@ def build(
     for key, result in map_shards(tar_shard, layout, keys, workers):
         if result.problems:
             raise RuntimeError(f"shard {key}: {'; '.join(result.problems)}")
-    for _ in map_shards(fragment_shard, layout, keys, workers):
-        pass
     if not layout.missing_fragments():
         merge_meta_cap(layout, workers)
     return totals

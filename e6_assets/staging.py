@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,18 +90,30 @@ def _stage_into(stage_dir: Path, source: Path) -> int:
     return stage_file(source, _staged_path(stage_dir, source))
 
 
-def stage_source(files: Sequence[Path], stage_dir: Path, workers: int = 1) -> StagingReport:
-    """Bring the staged copy of every source file up to date, ``workers`` files at a time."""
-    stale = [
+def stale_files(files: Sequence[Path], stage_dir: Path) -> list[Path]:
+    """The files of ``files`` whose staged copy is missing or was made from another version."""
+    return [
         source for source in files if not _is_current(_staged_path(stage_dir, source), _fingerprint(source))
     ]
-    rows = sum(map_in_processes(functools.partial(_stage_into, stage_dir), stale, workers))
+
+
+def stage_source(
+    files: Sequence[Path],
+    stage_dir: Path,
+    workers: int = 1,
+    stale: Sequence[Path] | None = None,
+    on_file_staged: Callable[[int], None] | None = None,
+) -> StagingReport:
+    """Bring the staged copy of every source file up to date, ``workers`` files at a time."""
+    stale = stale_files(files, stage_dir) if stale is None else stale
+    rows = 0
+    for file_rows in map_in_processes(functools.partial(_stage_into, stage_dir), stale, workers):
+        rows += file_rows
+        if on_file_staged:
+            on_file_staged(file_rows)
     stale_names = {source.name for source in stale}
-    return StagingReport(
-        [source.name for source in stale],
-        [source.name for source in files if source.name not in stale_names],
-        rows,
-    )
+    reused = [source.name for source in files if source.name not in stale_names]
+    return StagingReport([source.name for source in stale], reused, rows)
 
 
 class StagedSource:

@@ -23,7 +23,6 @@ def write_rearranged(sample_dir: Path, layout: DataLayout) -> None:
     pipeline.stage(source, layout)
     for key, _, _ in pipeline.write_raw_shards(source, layout, SHARD_KEYS):
         pipeline.rearrange_shard(layout, key)
-        pipeline.fragment_shard(layout, key)
 
 
 def copy_rearranged(prepared: Path, root: Path) -> DataLayout:

@@ -59,5 +59,5 @@ def change_a_caption(layout: DataLayout, key: str) -> None:
     table = table.set_column(table.schema.get_field_index("caption"), "caption", [captions])
     pq.write_table(table.replace_schema_metadata(pq.read_schema(path).metadata), path)
     pipeline.tar_shard(layout, key)
-    pipeline.fragment_shard(layout, key)
+    pipeline.write_meta_cap_fragment(layout, key, table)
     pipeline.merge_meta_cap(layout)

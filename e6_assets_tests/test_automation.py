@@ -21,7 +21,6 @@ from e6_assets.assets import ALL_ASSETS, PER_SHARD_ASSETS
 from e6_assets.assets.captions import (
     CAPTION_TARS,
     META_CAP,
-    META_CAP_FRAGMENTS,
     RAW_CAPTIONS,
     REARRANGED_CAPTIONS,
     caption_tars,
@@ -41,7 +40,7 @@ from e6_assets.shards import SHARD_KEYS, shard_key
 from e6_assets.versions import DATA_VERSION_TAG
 from e6_assets_tests.conftest import range_tags
 
-PER_SHARD_KEYS = [RAW_CAPTIONS, REARRANGED_CAPTIONS, CAPTION_TARS, META_CAP_FRAGMENTS]
+PER_SHARD_KEYS = [RAW_CAPTIONS, REARRANGED_CAPTIONS, CAPTION_TARS]
 
 
 BUILT = SHARD_KEYS[:8]  # shards built for real in each test; the rest are recorded without files

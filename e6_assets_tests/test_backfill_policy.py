@@ -45,5 +45,5 @@ def test_every_per_shard_asset_takes_the_policy_when_the_code_location_loads() -
     loaded = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     assert loaded.returncode == 0, loaded.stderr
     policies = json.loads(loaded.stdout)
-    assert set(policies) >= {"raw_captions", "rearranged_captions", "caption_tars", "meta_cap_fragments"}
+    assert set(policies) >= {"raw_captions", "rearranged_captions", "caption_tars"}
     assert set(policies.values()) == {25}

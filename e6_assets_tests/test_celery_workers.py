@@ -30,7 +30,7 @@ from e6_assets_tests.services import REPO, InstanceConfig, NewDatabase
 SHARDS = SHARD_KEYS[:100]
 SHARDS_PER_RUN = 25
 WORKERS = ["worker1", "worker2"]
-ASSETS = ["raw_captions", "rearranged_captions", "caption_tars", "meta_cap_fragments"]
+ASSETS = ["raw_captions", "rearranged_captions", "caption_tars"]
 TASK_ID_TAG = "dagster-celery/task_id"  # set by dagster-celery's run launcher on every run it sends
 STARTUP_TIMEOUT = 180.0
 BACKFILL_TIMEOUT = 600.0

@@ -1,12 +1,14 @@
 """``e6-assets build`` as a user runs it: a real process, a real instance on disk."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import dagster as dg
 
+from e6_assets_tests.cli_process import instance_home
 from e6_assets_tests.hub_cache import lay_out_dataset
 
 COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
@@ -96,3 +98,27 @@ def test_failed_build_exits_non_zero_naming_the_bad_line(tmp_path):
     )
     assert result.returncode == 1
     assert "2020-01_grouped.jsonl:2: \"id\" is not an integer: 'two'" in result.stderr
+
+
+def test_build_shows_one_line_per_step_and_the_summary_not_dagsters_log_lines(tmp_path):
+    home = instance_home(tmp_path / "home")  # with the project's dagster.yaml, as e6-assets makes it
+    result = _run(
+        ["build", "--shards", "0000...0009", "--data-dir", str(tmp_path / "data")],
+        tmp_path,
+        DAGSTER_HOME=str(home),
+    )
+    assert result.returncode == 0, result.stderr
+    step_line = r"[\d,]+ rows, [\d,]+ rows/s \[\d+\.\d s\]"
+    expected = [
+        rf"staging the source: 214/214 files, {step_line}",
+        rf"raw_captions: 10/10 shards, {step_line}",
+        rf"rearranged_captions: 10/10 shards, {step_line}",
+        rf"caption_tars: 10/10 shards, {step_line}",
+    ]
+    lines = [line for line in result.stderr.splitlines() if line]
+    assert len(lines) == len(expected), result.stderr
+    for line, pattern in zip(lines, expected, strict=True):
+        assert re.fullmatch(pattern, line), line
+    assert result.stdout.splitlines()[0].startswith("source: SYNTHETIC sample")
+    assert result.stdout.splitlines()[1].startswith("shards: 10 (0000...0009), rows:")
+    assert " - dagster - " not in result.stdout + result.stderr

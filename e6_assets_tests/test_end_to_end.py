@@ -14,7 +14,7 @@ from e6_assets_tests.dagster_dev import UiServer, dagster_dev, run_backfill, run
 from e6_assets_tests.services import InstanceConfig
 
 SHARDS = ["0000", "0001", "0002"]
-PER_SHARD_ASSETS = ["raw_captions", "rearranged_captions", "caption_tars", "meta_cap_fragments"]
+PER_SHARD_ASSETS = ["raw_captions", "rearranged_captions", "caption_tars"]
 STARTUP_TIMEOUT = 180.0
 BACKFILL_TIMEOUT = 300.0
 

@@ -24,7 +24,7 @@ if CHROMIUM.exists():
     from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 SHARD = "0042"
-PER_SHARD_ASSETS = ["raw_captions", "rearranged_captions", "caption_tars", "meta_cap_fragments"]
+PER_SHARD_ASSETS = ["raw_captions", "rearranged_captions", "caption_tars"]
 ALL_ASSETS = [*PER_SHARD_ASSETS, "meta_cap"]
 ASSET_GROUPS = {
     "captions": ["caption_source", *ALL_ASSETS],

@@ -1,4 +1,4 @@
-"""The caption assets: raw -> rearranged -> tar shards (+ index) -> meta_cap fragments -> meta_cap.json.
+"""The caption assets: raw -> rearranged (+ meta_cap fragments) -> tar shards (+ index); meta_cap.json.
 
 Every per-shard asset has a single-run backfill policy, so a range of shards is one run; the body
 loops over ``context.partition_keys`` and records each shard's numbers as that shard's metadata and
@@ -18,7 +18,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 )
 
 from e6_assets import pipeline
-from e6_assets.assets.per_shard import PER_SHARD, log_progress
+from e6_assets.assets.per_shard import PER_SHARD, StepProgress
 from e6_assets.assets.source import CAPTION_SOURCE
 from e6_assets.automation import rebuild_on_change
 from e6_assets.jsonl import SourceError
@@ -28,7 +28,6 @@ from e6_assets.resources import CaptionSource, DataDir
 RAW_CAPTIONS = dg.AssetKey("raw_captions")
 REARRANGED_CAPTIONS = dg.AssetKey("rearranged_captions")
 CAPTION_TARS = dg.AssetKey("caption_tars")
-META_CAP_FRAGMENTS = dg.AssetKey("meta_cap_fragments")
 META_CAP = dg.AssetKey("meta_cap")
 
 
@@ -88,17 +87,19 @@ def raw_captions(context: dg.AssetExecutionContext, source: CaptionSource, data_
     resolved = source.resolve(layout.root)
     context.log.info(f"source: {resolved.description} ({len(resolved.files)} monthly files)")
     workers = data_dir.worker_count()
+    stale = pipeline.files_to_stage(resolved, layout)
     try:
-        staging = pipeline.stage(resolved, layout, workers)
+        with StepProgress(context, len(stale), "staging the source", "files") as progress:
+            staging = pipeline.stage(resolved, layout, workers, stale, progress.advance)
     except SourceError as error:
         raise dg.Failure(description=str(error)) from error
     keys = context.partition_keys
-    written = pipeline.write_raw_shards(resolved, layout, keys, workers)
-    for done, (key, rows, _) in enumerate(written, start=1):
-        context.add_asset_metadata(
-            {"rows": rows, "path": dg.MetadataValue.path(str(layout.raw(key)))}, partition_key=key
-        )
-        log_progress(context, done, len(keys))
+    with StepProgress(context, len(keys)) as progress:
+        for key, rows, _ in pipeline.write_raw_shards(resolved, layout, keys, workers):
+            context.add_asset_metadata(
+                {"rows": rows, "path": dg.MetadataValue.path(str(layout.raw(key)))}, partition_key=key
+            )
+            progress.advance(rows)
     yield dg.MaterializeResult(
         metadata={
             "source": resolved.description,
@@ -118,11 +119,13 @@ def raw_captions(context: dg.AssetExecutionContext, source: CaptionSource, data_
             group_name="captions",
             automation_condition=rebuild_on_change(),
             kinds={"parquet"},
-            code_version="1",
+            # 2: also writes the shard's meta_cap.json entries (meta_cap/NNNN.parquet), by id band.
+            code_version="2",
             description=(
                 "One row per post id (the later file, then the later line, wins): id, caption and "
                 "where the caption came from (`summary`, `tags` or `empty`), by the dataset card's "
-                "rule. `rearranged/NNNN.parquet`."
+                "rule. `rearranged/NNNN.parquet`; and the shard's entries of meta_cap.json, already "
+                "serialised, for the merge: `meta_cap/NNNN.parquet`."
             ),
         )
     ],
@@ -146,22 +149,23 @@ def rearranged_captions(context: dg.AssetExecutionContext, data_dir: DataDir) ->
     keys = context.partition_keys
     checks: list[dg.AssetCheckEvaluation] = []
     rearranged = pipeline.map_shards(pipeline.rearrange_shard, layout, keys, data_dir.worker_count())
-    for done, (key, (counts, _)) in enumerate(rearranged, start=1):
-        numbers = counts.as_dict()
-        context.add_asset_metadata(
-            {**numbers, "path": dg.MetadataValue.path(str(layout.rearranged(key)))}, partition_key=key
-        )
-        checks.append(
-            dg.AssetCheckEvaluation(
-                asset_key=REARRANGED_CAPTIONS,
-                check_name="caption_counts",
-                passed=counts.empty == 0,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata=numbers,
-                partition=key,
+    with StepProgress(context, len(keys)) as progress:
+        for key, (counts, _) in rearranged:
+            numbers = counts.as_dict()
+            context.add_asset_metadata(
+                {**numbers, "path": dg.MetadataValue.path(str(layout.rearranged(key)))}, partition_key=key
             )
-        )
-        log_progress(context, done, len(keys))
+            checks.append(
+                dg.AssetCheckEvaluation(
+                    asset_key=REARRANGED_CAPTIONS,
+                    check_name="caption_counts",
+                    passed=counts.empty == 0,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    metadata=numbers,
+                    partition=key,
+                )
+            )
+            progress.advance(counts.rows)
     yield dg.MaterializeResult(asset_key=REARRANGED_CAPTIONS)
     yield from _aimed_at_latest(context.instance, REARRANGED_CAPTIONS, checks)
 
@@ -203,71 +207,43 @@ def caption_tars(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterat
     keys = context.partition_keys
     checks: list[dg.AssetCheckEvaluation] = []
     tars = pipeline.map_shards(pipeline.tar_shard, layout, keys, data_dir.worker_count())
-    for done, (key, result) in enumerate(tars, start=1):
-        index = result.index
-        context.add_asset_metadata(
-            {
-                "members": len(index.files),
-                "tar_bytes": index.filesize,
-                "sha256": index.hash_lfs,
-                "path": dg.MetadataValue.path(str(layout.tar(key))),
-                "index_path": dg.MetadataValue.path(str(layout.tar_index(key))),
-            },
-            partition_key=key,
-        )
-        checks.append(
-            dg.AssetCheckEvaluation(
-                asset_key=CAPTION_TARS,
-                check_name="tar_matches_captions",
-                passed=not result.problems,
-                severity=dg.AssetCheckSeverity.ERROR,
-                blocking=True,
-                metadata={
+    with StepProgress(context, len(keys)) as progress:
+        for key, result in tars:
+            index = result.index
+            context.add_asset_metadata(
+                {
                     "members": len(index.files),
-                    "non_empty_captions": result.non_empty_captions,
-                    "problems": "; ".join(result.problems) or "none",
+                    "tar_bytes": index.filesize,
+                    "sha256": index.hash_lfs,
+                    "path": dg.MetadataValue.path(str(layout.tar(key))),
+                    "index_path": dg.MetadataValue.path(str(layout.tar_index(key))),
                 },
-                partition=key,
+                partition_key=key,
             )
-        )
-        log_progress(context, done, len(keys))
+            checks.append(
+                dg.AssetCheckEvaluation(
+                    asset_key=CAPTION_TARS,
+                    check_name="tar_matches_captions",
+                    passed=not result.problems,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    blocking=True,
+                    metadata={
+                        "members": len(index.files),
+                        "non_empty_captions": result.non_empty_captions,
+                        "problems": "; ".join(result.problems) or "none",
+                    },
+                    partition=key,
+                )
+            )
+            progress.advance(len(index.files))
     yield dg.MaterializeResult(asset_key=CAPTION_TARS)
     yield from _aimed_at_latest(context.instance, CAPTION_TARS, checks)
 
 
 @dg.asset(
-    key=META_CAP_FRAGMENTS,
-    automation_condition=rebuild_on_change(),
-    deps=[REARRANGED_CAPTIONS],
-    group_name="captions",
-    kinds={"parquet"},
-    code_version="1",
-    description=(
-        "Each shard's entries of meta_cap.json, ascending id, already serialised: the merged file "
-        "is a streaming k-way merge of these. `meta_cap/NNNN.parquet`."
-    ),
-    **PER_SHARD,
-)
-def meta_cap_fragments(context: dg.AssetExecutionContext, data_dir: DataDir) -> Iterator:
-    layout = data_dir.layout()
-    keys = context.partition_keys
-    fragments = pipeline.map_shards(pipeline.fragment_shard, layout, keys, data_dir.worker_count())
-    for done, (key, (entries, _)) in enumerate(fragments, start=1):
-        context.add_asset_metadata(
-            {
-                "entries": entries,
-                "path": dg.MetadataValue.path(str(layout.meta_cap_fragment(key))),
-            },
-            partition_key=key,
-        )
-        log_progress(context, done, len(keys))
-    yield dg.MaterializeResult()
-
-
-@dg.asset(
     key=META_CAP,
     automation_condition=rebuild_on_change(),
-    deps=[dg.AssetDep(META_CAP_FRAGMENTS, partition_mapping=dg.AllPartitionMapping())],
+    deps=[dg.AssetDep(REARRANGED_CAPTIONS, partition_mapping=dg.AllPartitionMapping())],
     group_name="captions",
     kinds={"json"},
     code_version="1",
@@ -320,6 +296,6 @@ def meta_cap(context: dg.AssetExecutionContext, data_dir: DataDir) -> dg.Materia
     )
 
 
-PER_SHARD_CAPTION_ASSETS = [raw_captions, rearranged_captions, caption_tars, meta_cap_fragments]
+PER_SHARD_CAPTION_ASSETS = [raw_captions, rearranged_captions, caption_tars]
 MERGED_CAPTION_ASSETS = [meta_cap]
 CAPTION_ASSETS = [*PER_SHARD_CAPTION_ASSETS, *MERGED_CAPTION_ASSETS]

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from e6_assets.assets.captions import REARRANGED_CAPTIONS
-from e6_assets.assets.per_shard import PER_SHARD, log_progress
+from e6_assets.assets.per_shard import PER_SHARD, StepProgress
 from e6_assets.merge import MergeInputError, merge_meta_lat, merge_universe_shards
 from e6_assets.partitions import SHARDS
 from e6_assets.resources import DataDir, IdUniverse
@@ -115,21 +115,23 @@ def meta_lat_v2_fragments(
         f"({'parsed and staged' if staging.parsed else 'staged copy reused'})"
     )
     keys = context.partition_keys
-    for done, (key, counts) in enumerate(merge_universe_shards(layout, staged, keys), start=1):
-        fraction = counts.missing_caption / counts.ids if counts.ids else 0.0
-        numbers = {**counts.as_dict(), "missing_caption_fraction": round(fraction, 6)}
-        context.add_asset_metadata(
-            {**numbers, "path": dg.MetadataValue.path(str(layout.meta_lat_fragment(key)))}, partition_key=key
-        )
-        yield dg.AssetCheckEvaluation(
-            asset_key=META_LAT_V2_FRAGMENTS,
-            check_name="missing_captions",
-            passed=fraction <= threshold,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={**numbers, "warn_above_fraction": threshold},
-            partition=key,
-        )
-        log_progress(context, done, len(keys))
+    with StepProgress(context, len(keys)) as progress:
+        for key, counts in merge_universe_shards(layout, staged, keys):
+            fraction = counts.missing_caption / counts.ids if counts.ids else 0.0
+            numbers = {**counts.as_dict(), "missing_caption_fraction": round(fraction, 6)}
+            context.add_asset_metadata(
+                {**numbers, "path": dg.MetadataValue.path(str(layout.meta_lat_fragment(key)))},
+                partition_key=key,
+            )
+            yield dg.AssetCheckEvaluation(
+                asset_key=META_LAT_V2_FRAGMENTS,
+                check_name="missing_captions",
+                passed=fraction <= threshold,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={**numbers, "warn_above_fraction": threshold},
+                partition=key,
+            )
+            progress.advance(counts.ids)
     yield dg.MaterializeResult(
         asset_key=META_LAT_V2_FRAGMENTS,
         metadata={
