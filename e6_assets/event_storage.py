@@ -43,7 +43,12 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None):
         # Where Dagster's default SQLite storage keeps the event log, so the two are interchangeable.
-        base_dir = base_dir or os.path.join(os.environ["DAGSTER_HOME"], "history", "runs")
+        if not base_dir:
+            if not os.environ.get("DAGSTER_HOME"):
+                raise dg.DagsterInvariantViolationError(
+                    "PooledSqliteEventLogStorage needs DAGSTER_HOME set, or `base_dir` in its config"
+                )
+            base_dir = os.path.join(os.environ["DAGSTER_HOME"], "history", "runs")
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._batch = threading.local()
         self._schema_present: set[str] = set()  # tables and columns known to exist

@@ -29,7 +29,7 @@ class DataLayout:
         return self.root / "captions" / f"{shard}.json"
 
     def meta_cap_fragment(self, shard: str) -> Path:
-        return self.root / "meta_cap" / f"{shard}.parquet"
+        return self.root / "meta_cap" / f"{shard}.arrow"
 
     @property
     def meta_cap_json(self) -> Path:
@@ -48,7 +48,7 @@ class DataLayout:
         return self.root / "staged-universe"
 
     def meta_lat_fragment(self, shard: str) -> Path:
-        return self.root / "meta_lat_v2" / f"{shard}.parquet"
+        return self.root / "meta_lat_v2" / f"{shard}.arrow"
 
     @property
     def meta_lat_v2_json(self) -> Path:

@@ -21,11 +21,10 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from e6_assets.atomic import atomic_write_bytes
 from e6_assets.layout import DataLayout
-from e6_assets.meta_json import indented_entry, json_string, merge_fragments, write_fragment
+from e6_assets.meta_json import indented_entry, json_string, merge_fragments, read_fragment, write_fragment
 from e6_assets.parquet_files import read_parquet
 from e6_assets.shards import SHARD_KEYS
 from e6_assets.universe import StagedUniverse
@@ -136,7 +135,7 @@ def write_merge_fragment(path: Path, fragment: pa.Table, counts: MergeCounts, un
 
 def read_merge_footer(path: Path) -> tuple[MergeCounts, str]:
     """The counts and universe sha256 stored in a merge fragment's footer."""
-    metadata = pq.read_schema(path).metadata or {}
+    metadata = pa.ipc.open_file(pa.memory_map(str(path))).schema.metadata or {}
     return MergeCounts(**json.loads(metadata[_COUNTS_KEY])), metadata[_UNIVERSE_KEY].decode()
 
 
@@ -147,7 +146,7 @@ def write_missing_json(fragments: Sequence[Path], out_path: Path) -> dict[str, i
     """
     found: dict[str, list[pa.Array]] = {kind: [] for kind in MISSING_KINDS}
     for path in fragments:
-        table = read_parquet(path, ["id", *(f"missing_{kind}" for kind in MISSING_KINDS)])
+        table = read_fragment(path, ["id", *(f"missing_{kind}" for kind in MISSING_KINDS)])
         for kind in MISSING_KINDS:
             found[kind].append(table.column("id").filter(table.column(f"missing_{kind}")).combine_chunks())
     missing = {
@@ -164,7 +163,7 @@ def write_missing_json(fragments: Sequence[Path], out_path: Path) -> dict[str, i
 def merge_universe_shards(
     layout: DataLayout, staged: StagedUniverse, keys: Sequence[str]
 ) -> Iterator[tuple[str, MergeCounts]]:
-    """Write ``meta_lat_v2/NNNN.parquet`` for each shard of ``keys``; yields ``(shard, counts)``."""
+    """Write ``meta_lat_v2/NNNN.arrow`` for each shard of ``keys``; yields ``(shard, counts)``."""
     for shard, universe in staged.iter_shard_tables([int(key) for key in keys]):
         key = SHARD_KEYS[shard]
         captions = read_parquet(layout.rearranged(key), ["id", "caption"])

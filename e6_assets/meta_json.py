@@ -1,34 +1,37 @@
 """Trainer metadata JSON (kohya sd-scripts' ``meta_cap.json``), streamed.
 
 Each shard keeps a *fragment*: its entries, ascending by id, already serialised exactly as
-``json.dumps(..., indent=2)`` writes a member of the top-level object, one Parquet row group per id
-band (``ID_BAND_BITS``). The merged file is written band by band: a band's rows are read from every
-fragment, sorted by id and joined by Arrow into one buffer, in worker processes, while this process
-writes the bands in order. Memory is bounded by a few bands, and the file is byte-identical to
+``json.dumps(..., indent=2)`` writes a member of the top-level object, in an Arrow IPC file with one
+record batch per id band (``ID_BAND_BITS``). Read through a memory map, a batch costs no parsing or
+decompression. The merged file's size, and where each band's text goes in it, follow from the
+entries' lengths alone; so each band is written in place by a worker process (its batches from
+all fragments, sorted by id, joined by Arrow into one buffer) while the others write theirs. Memory
+is bounded by a band per worker, and the file is byte-identical to
 ``json.dumps(dict(sorted(entries)), indent=2)``.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
+import os
 import resource
 import tarfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from isal import igzip
 
-from e6_assets.atomic import atomic_open, atomic_path
+from e6_assets.atomic import atomic_path
 from e6_assets.parallel import map_in_processes
-from e6_assets.parquet_files import write_parquet_row_groups
 
 FRAGMENT_SCHEMA = pa.schema([("id", pa.int64()), ("entry", pa.string())])
-# Ids per band: 2**18 ids hold ~200k posts (~300 MB of entries at full scale) on the real id density.
+# Ids per band: 2**18 ids hold ~200k posts (~130 MB of entries at full scale) on the real id density.
 ID_BAND_BITS = 18
 _WRITE_CHUNK = 1 << 20
 _SEPARATOR = b",\n"
@@ -56,11 +59,21 @@ def caption_entries(ids: pa.Array, captions: pa.Array) -> pa.Table:
     return pa.table({"id": ids, "entry": pa.array(entries, pa.string())}, schema=FRAGMENT_SCHEMA)
 
 
-def write_fragment(path: Path, fragment: pa.Table) -> str:
-    """Write a fragment (ascending ids), one row group per id band; returns its content version."""
+def write_fragment(path: Path, fragment: pa.Table) -> None:
+    """Write a fragment (ascending ids; more columns and schema metadata are kept), one record batch
+    per id band, as an uncompressed Arrow IPC file: it is read once, by the merge."""
     bands = np.right_shift(fragment.column("id").to_numpy(), ID_BAND_BITS)
-    starts = [0, *(np.flatnonzero(np.diff(bands)) + 1).tolist()]
-    return write_parquet_row_groups(path, fragment, starts)
+    starts = [0, *(np.flatnonzero(np.diff(bands)) + 1).tolist(), fragment.num_rows]
+    with atomic_path(path) as tmp, pa.ipc.new_file(str(tmp), fragment.schema) as writer:
+        for start, stop in itertools.pairwise(starts):
+            if stop > start:
+                writer.write_table(fragment.slice(start, stop - start), max_chunksize=stop - start)
+
+
+def read_fragment(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """A fragment's rows (of ``columns``), memory-mapped; ``.schema.metadata`` has its metadata."""
+    table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+    return table.select(columns) if columns is not None else table
 
 
 def _allow_open_files(count: int) -> None:
@@ -70,72 +83,87 @@ def _allow_open_files(count: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
 
 
-# A band of the merge: for each fragment holding ids of the band, its path and those row groups.
-BandReads = list[tuple[Path, list[int]]]
+@dataclass(frozen=True)
+class Band:
+    """One band of the merged file: which record batch of which fragments hold its ids, how many
+    entries it has, and where its text starts in the file."""
+
+    band: int
+    batches: list[tuple[Path, int]]
+    entries: int
+    offset: int
 
 
-def _plan_bands(fragments: Sequence[Path]) -> list[tuple[int, BandReads]]:
-    """Which row groups of which fragments hold each band's ids, from the fragments' statistics.
+def _value_span(strings: pa.Array) -> tuple[int, int]:
+    """Where a string array's values start and end in its data buffer, from its offsets."""
+    offsets = np.frombuffer(strings.buffers()[1], np.int32)
+    return int(offsets[strings.offset]), int(offsets[strings.offset + len(strings)])
 
-    A row group spanning several bands (from a fragment written otherwise) is read for each of them
-    and filtered: the plan is right for any row grouping, and cheapest for the one written above."""
-    reads: dict[int, BandReads] = {}
+
+class FragmentError(RuntimeError):
+    """A fragment that was not written by ``write_fragment`` (as of this version)."""
+
+
+def _plan_bands(fragments: Sequence[Path]) -> tuple[list[Band], int]:
+    """The bands of the merged file, and its size, from the fragments' batches and their lengths."""
+    found: dict[int, tuple[list[tuple[Path, int]], int, int]] = {}
     for path in fragments:
-        metadata = pq.read_metadata(path)
-        for group in range(metadata.num_row_groups):
-            row_group = metadata.row_group(group)
-            if row_group.num_rows == 0:
-                continue
-            stats = row_group.column(0).statistics
-            for band in range(stats.min >> ID_BAND_BITS, (stats.max >> ID_BAND_BITS) + 1):
-                band_reads = reads.setdefault(band, [])
-                if band_reads and band_reads[-1][0] == path:
-                    band_reads[-1][1].append(group)
-                else:
-                    band_reads.append((path, [group]))
-    return sorted(reads.items())
+        reader = pa.ipc.open_file(pa.memory_map(str(path)))
+        for index in range(reader.num_record_batches):
+            batch = reader.get_batch(index)
+            ids = batch.column(0)
+            band = ids[0].as_py() >> ID_BAND_BITS
+            if ids[len(ids) - 1].as_py() >> ID_BAND_BITS != band:
+                raise FragmentError(f"{path}: record batch {index} spans id bands; rebuild the shard")
+            batches, entries, size = found.get(band, ([], 0, 0))
+            batches.append((path, index))
+            start, stop = _value_span(batch.column(1))
+            found[band] = (batches, entries + len(ids), size + stop - start)
+    bands, offset = [], 2  # after "{\n"
+    for band, (batches, entries, size) in sorted(found.items()):
+        bands.append(Band(band, batches, entries, offset))
+        offset += size + len(_SEPARATOR) * entries  # each entry followed by a separator
+    return bands, offset
 
 
-@functools.cache
-def _open_fragment(path: Path) -> pq.ParquetFile:
-    # Kept open for the worker's life (one merge): each fragment is read once per band.
-    return pq.ParquetFile(path)
-
-
-def _band_text(band_and_reads: tuple[int, BandReads]) -> tuple[int, bytes]:
-    """One band's entries, ascending by id, each followed by ``,\\n``; and how many there are."""
-    band, band_reads = band_and_reads
-    _allow_open_files(len(band_reads))
-    parts = [
-        _open_fragment(path).read_row_groups(groups, columns=["id", "entry"]) for path, groups in band_reads
-    ]
-    rows = pa.concat_tables(parts)
-    ids = rows.column("id")
-    in_band = pc.equal(pc.shift_right(ids, ID_BAND_BITS), band)
-    rows = rows.filter(in_band).sort_by("id")
-    if rows.num_rows == 0:
-        return 0, b""
+def _write_band(out_path: Path, band: Band) -> int:
+    """Write one band's entries, ascending by id and each followed by a separator, at its offset."""
+    _allow_open_files(len(band.batches))
+    rows = pa.Table.from_batches(
+        [pa.ipc.open_file(pa.memory_map(str(path))).get_batch(index) for path, index in band.batches]
+    )
+    rows = rows.select(["id", "entry"]).sort_by("id")
     entries = pc.binary_join_element_wise(rows.column("entry"), pa.scalar(_SEPARATOR.decode()), "")
     entries = entries.combine_chunks()
-    _, offsets, data = entries.buffers()
-    offsets = np.frombuffer(offsets, np.int32)[entries.offset : entries.offset + len(entries) + 1]
-    return rows.num_rows, data[int(offsets[0]) : int(offsets[-1])].to_pybytes()
+    start, stop = _value_span(entries)
+    text = memoryview(entries.buffers()[2])[start:stop]
+    with open(out_path, "r+b") as out:
+        offset = band.offset
+        while text:  # pwrite may write less than asked (past 2 GiB, or on a signal)
+            written = os.pwrite(out.fileno(), text, offset)
+            text, offset = text[written:], offset + written
+    return rows.num_rows
 
 
 def merge_fragments(fragments: Sequence[Path], out_path: Path, workers: int = 1) -> int:
     """Write the merged JSON object of all fragments, keys ascending by id; returns the entry count.
 
     Ids must be unique across fragments (each id lives in one shard)."""
-    count = 0
-    with atomic_open(out_path, "wb") as out:
-        out.write(b"{")
-        for entries, text in map_in_processes(_band_text, _plan_bands(fragments), workers):
-            if entries:
-                # Each band ends with a separator: written before the next band instead.
-                out.write(_SEPARATOR if count else b"\n")
-                out.write(memoryview(text)[: -len(_SEPARATOR)])
-                count += entries
-        out.write(b"\n}" if count else b"}")
+    bands, end = _plan_bands(fragments)
+    count = sum(band.entries for band in bands)
+    with atomic_path(out_path) as tmp:
+        with open(tmp, "wb") as out:
+            if not count:
+                out.write(b"{}")
+                return 0
+            out.write(b"{\n")
+            out.truncate(end)
+        written = sum(map_in_processes(functools.partial(_write_band, tmp), bands, workers))
+        if written != count:
+            raise FragmentError(f"wrote {written} entries of {count}")
+        with open(tmp, "r+b") as out:  # the last entry's separator becomes the object's end
+            out.seek(end - len(_SEPARATOR))
+            out.write(b"\n}")
     return count
 
 

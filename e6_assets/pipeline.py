@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from e6_assets.captions import CaptionCounts, count_captions, latest_row_per_id, rearrange
 from e6_assets.layout import DataLayout
-from e6_assets.meta_json import caption_entries, merge_fragments, write_fragment, write_tar_gz
+from e6_assets.meta_json import caption_entries, merge_fragments, read_fragment, write_fragment, write_tar_gz
 from e6_assets.parallel import map_in_processes
 from e6_assets.parquet_files import read_parquet, write_parquet
 from e6_assets.shards import SHARD_KEYS
@@ -87,7 +87,7 @@ def write_meta_cap_fragment(layout: DataLayout, key: str, captions: pa.Table) ->
 
 def rearrange_shard(layout: DataLayout, key: str) -> tuple[CaptionCounts, str]:
     """De-duplicate the shard's raw rows, apply the caption rule, write ``rearranged/NNNN.parquet``
-    and the shard's ``meta_cap.json`` entries, ``meta_cap/NNNN.parquet`` (the fragment the merge
+    and the shard's ``meta_cap.json`` entries, ``meta_cap/NNNN.arrow`` (the fragment the merge
     reads), from the same rows in memory.
 
     Returns the shard's caption counts and the content version of the rearranged file."""
@@ -155,7 +155,7 @@ def merge_meta_cap(layout: DataLayout, workers: int = 1) -> MetaCapResult:
     fragments = [layout.meta_cap_fragment(key) for key in SHARD_KEYS]
     entries = merge_fragments(fragments, layout.meta_cap_json, workers)
     write_tar_gz(layout.meta_cap_json, layout.meta_cap_tar_gz)
-    sources = pa.concat_tables(read_parquet(path, ["caption_source"]) for path in fragments)
+    sources = pa.concat_tables(read_fragment(path, ["caption_source"]) for path in fragments)
     by_source = {item["values"]: item["counts"] for item in pc.value_counts(sources.column(0)).to_pylist()}
     merged = {
         "rows": entries,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +20,13 @@ HANG_GUARD_SECONDS = 600  # a build that runs longer than this is hung (not a sp
 def instance_home(folder: Path) -> Path:
     """A Dagster home with the repository's dagster.yaml (pools, run monitoring)."""
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(REPO / "dagster.yaml", folder / "dagster.yaml")
+    # The event log's folder spelled out, as DAGSTER_HOME is not set where a test opens the instance.
+    settings = (REPO / "dagster.yaml").read_text()
+    storage = "  class: PooledSqliteEventLogStorage\n"
+    assert storage in settings
+    runs = folder / "history" / "runs"
+    settings = settings.replace(storage, f"{storage}  config:\n    base_dir: {json.dumps(str(runs))}\n")
+    (folder / "dagster.yaml").write_text(settings)
     return folder
 
 

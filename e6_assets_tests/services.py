@@ -103,8 +103,9 @@ class InstanceConfig:
 
     @contextmanager
     def open(self, home: Path) -> Iterator[dg.DagsterInstance]:
-        """The instance of ``home`` in this process, with this configuration's variables set."""
+        """The instance of ``home`` (as DAGSTER_HOME) in this process, with this configuration's variables."""
         with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("DAGSTER_HOME", str(home))
             for name, value in self.env.items():
                 patch.setenv(name, value)
             with dg.DagsterInstance.from_config(str(home)) as instance:

@@ -16,7 +16,7 @@ def _fragments(tmp_path, shards: int = 9):
             rng.choice(["", 'quote " and \\ backslash', "é 日本 ✨", "plain", "tab\there"]) for _ in ids
         ]
         everything.update({post_id: caption for post_id, caption in zip(ids, captions, strict=True)})
-        path = tmp_path / f"{shard:04d}.parquet"
+        path = tmp_path / f"{shard:04d}.arrow"
         write_fragment(path, caption_entries(pa.array(ids, pa.int64()), pa.array(captions, pa.string())))
         paths.append(path)
     return everything, paths
@@ -31,21 +31,15 @@ def test_merged_json_is_byte_identical_to_json_dumps_indent_2(tmp_path):
 
 
 def test_keys_ascend_by_numeric_id_not_by_string(tmp_path):
-    write_fragment(
-        tmp_path / "a.parquet", caption_entries(pa.array([2, 10], pa.int64()), pa.array(["b", "c"]))
-    )
-    write_fragment(
-        tmp_path / "b.parquet", caption_entries(pa.array([9, 100], pa.int64()), pa.array(["", "d"]))
-    )
-    merge_fragments([tmp_path / "a.parquet", tmp_path / "b.parquet"], tmp_path / "m.json")
+    write_fragment(tmp_path / "a.arrow", caption_entries(pa.array([2, 10], pa.int64()), pa.array(["b", "c"])))
+    write_fragment(tmp_path / "b.arrow", caption_entries(pa.array([9, 100], pa.int64()), pa.array(["", "d"])))
+    merge_fragments([tmp_path / "a.arrow", tmp_path / "b.arrow"], tmp_path / "m.json")
     assert list(json.loads((tmp_path / "m.json").read_text())) == ["2", "9", "10", "100"]
 
 
 def test_no_entries_give_an_empty_object(tmp_path):
-    write_fragment(
-        tmp_path / "e.parquet", caption_entries(pa.array([], pa.int64()), pa.array([], pa.string()))
-    )
-    merge_fragments([tmp_path / "e.parquet"], tmp_path / "m.json")
+    write_fragment(tmp_path / "e.arrow", caption_entries(pa.array([], pa.int64()), pa.array([], pa.string())))
+    merge_fragments([tmp_path / "e.arrow"], tmp_path / "m.json")
     assert json.loads((tmp_path / "m.json").read_text()) == {}
 
 

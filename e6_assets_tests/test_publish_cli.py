@@ -12,6 +12,7 @@ import pytest
 
 from e6_assets.assets.publish import NOT_CONFIGURED
 from e6_assets.layout import DataLayout
+from e6_assets.publish import human_bytes
 from e6_assets_tests.fake_hub import FakeHub
 from e6_assets_tests.publish_support import TOKEN, built_sample, copy_of
 
@@ -67,7 +68,10 @@ def test_dry_run_then_publish_then_nothing_left_and_the_token_is_nowhere(hub, la
     dry = _publish(repo, tmp_path, environment)
     assert dry.returncode == 0, dry.stderr
     assert "repository: datasets/e621/cli @ main (does not exist yet, or cannot be read" in dry.stdout
-    assert "add: 2002 files, 10.8 MB (shards 0000...0999; meta_cap.tar.gz; README.md)" in dry.stdout
+    # Every tar and index, meta_cap.tar.gz, and the card (a few kB, generated, not on disk).
+    built = sum(path.stat().st_size for path in [*layout.root.glob("captions/*"), layout.meta_cap_tar_gz])
+    plan = "add: 2002 files, ", " (shards 0000...0999; meta_cap.tar.gz; README.md)\n"
+    assert any(human_bytes(size).join(plan) in dry.stdout for size in range(built, built + 20_000, 1000))
     assert "dry run: nothing was changed on the Hub; run again with --yes to publish" in dry.stdout
     assert "e621/cli" not in hub.repos
 

@@ -70,14 +70,14 @@ def observe_id_universe(
             META_LAT_V2_FRAGMENTS,
             deps=[REARRANGED_CAPTIONS, ID_UNIVERSE],
             group_name="merge",
-            kinds={"parquet"},
-            code_version="1",
+            kinds={"arrow"},
+            code_version="2",
             skippable=True,  # skipped when E6_ID_UNIVERSE is not set
             description=(
                 "Each shard's part of meta_lat_v2.json: for every universe id in the shard, ascending, "
                 "tags, caption (falling back to the tags) and train_resolution, each only when it has a "
                 "value, already serialised; plus flags for the ids missing tags, caption or latent. "
-                "`meta_lat_v2/NNNN.parquet`."
+                "`meta_lat_v2/NNNN.arrow`."
             ),
         )
     ],
