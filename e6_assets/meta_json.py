@@ -34,6 +34,7 @@ FRAGMENT_SCHEMA = pa.schema([("id", pa.int64()), ("entry", pa.string())])
 # Ids per band: 2**18 ids hold ~200k posts (~130 MB of entries at full scale) on the real id density.
 ID_BAND_BITS = 18
 _WRITE_CHUNK = 1 << 20
+_ROWS_PER_WRITE = 1 << 14  # ~10 MB of entries at full scale
 _SEPARATOR = b",\n"
 
 
@@ -71,7 +72,10 @@ def write_fragment(path: Path, fragment: pa.Table) -> None:
 
 
 def read_fragment(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
-    """A fragment's rows (of ``columns``), memory-mapped; ``.schema.metadata`` has its metadata."""
+    """A fragment's rows (of ``columns``), memory-mapped; ``.schema.metadata`` has its metadata.
+
+    The columns share the file's mapping: keep what is needed of them (a count, a filtered copy),
+    not the table, or every fragment read stays resident."""
     table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
     return table.select(columns) if columns is not None else table
 
@@ -127,22 +131,31 @@ def _plan_bands(fragments: Sequence[Path]) -> tuple[list[Band], int]:
 
 
 def _write_band(out_path: Path, band: Band) -> int:
-    """Write one band's entries, ascending by id and each followed by a separator, at its offset."""
+    """Write one band's entries, ascending by id and each followed by a separator, at its offset.
+
+    The band's text is put together and written ``_ROWS_PER_WRITE`` entries at a time, so a worker
+    holds the band's entries once (gathered from the fragments' mappings) and a slice of the text."""
     _allow_open_files(len(band.batches))
-    rows = pa.Table.from_batches(
-        [pa.ipc.open_file(pa.memory_map(str(path))).get_batch(index) for path, index in band.batches]
-    )
-    rows = rows.select(["id", "entry"]).sort_by("id")
-    entries = pc.binary_join_element_wise(rows.column("entry"), pa.scalar(_SEPARATOR.decode()), "")
-    entries = entries.combine_chunks()
-    start, stop = _value_span(entries)
-    text = memoryview(entries.buffers()[2])[start:stop]
+    batches = [pa.ipc.open_file(pa.memory_map(str(path))).get_batch(index) for path, index in band.batches]
+    order = pc.sort_indices(pa.chunked_array([batch.column("id") for batch in batches]))
+    entries = pa.concat_arrays([batch.column("entry") for batch in batches])
+    separator = pa.scalar(_SEPARATOR.decode())
     with open(out_path, "r+b") as out:
         offset = band.offset
-        while text:  # pwrite may write less than asked (past 2 GiB, or on a signal)
-            written = os.pwrite(out.fileno(), text, offset)
-            text, offset = text[written:], offset + written
-    return rows.num_rows
+        for start in range(0, len(order), _ROWS_PER_WRITE):
+            part = entries.take(order[start : start + _ROWS_PER_WRITE])
+            text = pc.binary_join_element_wise(part, separator, "")
+            begin, stop = _value_span(text)
+            offset = _pwrite_all(out.fileno(), memoryview(text.buffers()[2])[begin:stop], offset)
+    return len(order)
+
+
+def _pwrite_all(fd: int, data: memoryview, offset: int) -> int:
+    """Write all of ``data`` at ``offset`` (pwrite may write less than asked); the offset after it."""
+    while data:
+        written = os.pwrite(fd, data, offset)
+        data, offset = data[written:], offset + written
+    return offset
 
 
 def merge_fragments(fragments: Sequence[Path], out_path: Path, workers: int = 1) -> int:
