@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from e6_assets.captions import CaptionCounts, count_captions, latest_row_per_id, rearrange
 from e6_assets.layout import DataLayout
-from e6_assets.meta_json import caption_entries, merge_fragments, read_fragment, write_fragment, write_tar_gz
+from e6_assets.meta_json import caption_entries, merge_fragments, read_fragment, write_fragment
 from e6_assets.parallel import map_in_processes
 from e6_assets.parquet_files import read_parquet, write_parquet
 from e6_assets.shards import SHARD_KEYS
@@ -154,8 +154,7 @@ def merge_meta_cap(layout: DataLayout, workers: int = 1) -> MetaCapResult:
             "build every shard before the merged file"
         )
     fragments = [layout.meta_cap_fragment(key) for key in SHARD_KEYS]
-    entries = merge_fragments(fragments, layout.meta_cap_json, workers)
-    write_tar_gz(layout.meta_cap_json, layout.meta_cap_tar_gz)
+    entries = merge_fragments(fragments, layout.meta_cap_json, workers, archive=layout.meta_cap_tar_gz)
     by_source: collections.Counter[str] = collections.Counter()
     for path in fragments:  # counted fragment by fragment: each is released before the next is read
         for item in pc.value_counts(read_fragment(path, ["caption_source"]).column(0)).to_pylist():
