@@ -137,5 +137,5 @@ def build_observe_overrides_schedule(cron_schedule: str) -> dg.ScheduleDefinitio
         cron_schedule=cron_schedule,
         job=observe_caption_overrides,
         default_status=dg.DefaultScheduleStatus.STOPPED,
-        description="Observes caption_overrides (new or changed files in E6_CAPTION_OVERRIDES), on E6_OBSERVE_CRON.",
+        description="Observes caption_overrides (changed files in E6_CAPTION_OVERRIDES) on E6_OBSERVE_CRON.",
     )
