@@ -87,6 +87,8 @@ _SELF_EXPLAINING_ERRORS = {"WriteError", "SourceError"}
 
 def _failure_message(result: dg.ExecuteInProcessResult) -> str:
     for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data.user_failure_data:  # a dg.Failure: its words
+            return event.step_failure_data.user_failure_data.description or "run failed"
         if event.is_step_failure and event.step_failure_data.error:
             error = event.step_failure_data.error
             if error.cause and "Failure" not in error.cls_name:
