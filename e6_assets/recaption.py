@@ -42,7 +42,7 @@ from e6_assets.parallel import map_in_processes
 from e6_assets.parquet_files import read_parquet, write_parquet
 from e6_assets.shards import SHARD_KEYS
 from e6_assets.staging import BLOCK_SHARDS, StagedSource
-from e6_assets.universe import BUCKET_SHARDS, StagedUniverse
+from e6_assets.universe import StagedUniverse
 
 NO_CAPTION = "no_caption"  # a post of the id universe with no caption row
 LOCATION_FIELDS = ("md5", "file_ext", "file_url")
@@ -56,7 +56,6 @@ QUEUE_SCHEMA = pa.schema(
     ]
 )
 _COUNTS_KEY = b"e6_assets.queue_counts"
-assert BLOCK_SHARDS == BUCKET_SHARDS  # a task reads one block of the source and one universe bucket
 
 
 @dataclass(frozen=True)
@@ -157,7 +156,7 @@ def queue_shard(
     winners, _ = latest_row_per_id(source_rows.select(["id", "tags", "source_file", "line", "offset"]))
     position = pc.index_in(queue.column("id"), value_set=winners.column("id"))
     source_tags = winners.column("tags").take(position)
-    tags = pc.coalesce(queue.column("tags"), source_tags) if queue.num_rows else queue.column("tags")
+    tags = pc.coalesce(queue.column("tags"), source_tags)
     located = pa.table(
         {
             "id": queue.column("id"),
@@ -195,7 +194,8 @@ def queue_shard(
 def _queue_block(
     layout: DataLayout, files: Sequence[Path], universe: StagedUniverse | None, keys: list[str]
 ) -> list[tuple[str, QueueCounts]]:
-    """The queues of a block of shards: one read of the block's staged rows and universe bucket."""
+    """The queues of a block of shards: one read of the block's staged rows (and of its universe
+    bucket: a bucket holds as many shards as a block)."""
     shards = [int(key) for key in keys]
     source = dict(StagedSource(files, layout.staged_dir).iter_shard_tables(shards))
     universes = dict(universe.iter_shard_tables(shards)) if universe is not None else {}
