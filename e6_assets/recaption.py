@@ -117,9 +117,8 @@ def read_locations(paths: dict[str, Path], rows: pa.Table) -> dict[str, list[str
 
 def _queue_rows(captions: pa.Table, universe: pa.Table | None) -> pa.Table:
     """``id, reason, caption, tags`` of the queue, from the rearranged captions (and the universe)."""
-    is_queued = pc.is_in(captions.column("caption_source"), pa.array([TAGS, EMPTY]))
     if universe is None:
-        queued = captions.filter(is_queued)
+        queued = captions.filter(pc.is_in(captions.column("caption_source"), pa.array([TAGS, EMPTY])))
         return pa.table(
             {
                 "id": queued.column("id"),
