@@ -5,6 +5,10 @@ from __future__ import annotations
 import dagster as dg
 
 AC = dg.AutomationCondition
+# Observed sources that are optional settings: a shard with no caption overrides records no
+# observation at all (recording one per shard would rebuild every shard once), and the id universe is
+# observed only where it is configured. Neither counts as a missing dependency.
+OPTIONAL_SOURCES = dg.AssetSelection.assets("caption_overrides", "id_universe")
 
 
 def upstream_changed() -> dg.AutomationCondition:
@@ -36,7 +40,7 @@ def rebuild_on_change() -> dg.AutomationCondition:
     changed, when no dependency is missing or running and every upstream blocking check passed."""
     return (
         (upstream_changed() | AC.code_version_changed()).since_last_handled()
-        & ~AC.any_deps_missing()
+        & ~AC.any_deps_missing().ignore(OPTIONAL_SOURCES)
         & ~AC.any_deps_in_progress()
         & ~AC.in_progress()
         & AC.all_deps_blocking_checks_passed()

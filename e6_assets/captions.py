@@ -2,17 +2,21 @@
 
 parts = [regular_summary, brief_summary] if response_finish_reason == "STOP" else [tags]
 caption = " ".join(p for p in parts if p) with every "\\n" and "\\r" deleted
+
+and one layer over it: a caption override (``e6_assets.overrides``: a captioner's output for the
+posts whose caption is only tags) replaces the caption of its post, ``caption_source`` ``override``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-SUMMARY, TAGS, EMPTY = "summary", "tags", "empty"
+SUMMARY, TAGS, EMPTY, OVERRIDE = "summary", "tags", "empty", "override"
 
 REARRANGED_SCHEMA = pa.schema([("id", pa.int64()), ("caption", pa.string()), ("caption_source", pa.string())])
 
@@ -26,12 +30,29 @@ class CaptionCounts:
     from_tags: int = 0
     empty: int = 0
     duplicates_dropped: int = 0
+    from_override: int = 0
+    override_models: Mapping[str, int] = field(default_factory=dict)  # overridden captions per model
 
     def __add__(self, other: CaptionCounts) -> CaptionCounts:
-        return CaptionCounts(**{k: v + getattr(other, k) for k, v in asdict(self).items()})
+        models = dict(self.override_models)
+        for model, count in other.override_models.items():
+            models[model] = models.get(model, 0) + count
+        numbers = {k: v + getattr(other, k) for k, v in self.as_dict().items()}
+        return CaptionCounts(**numbers, override_models=dict(sorted(models.items())))
 
     def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+        """The numbers (the per-model counts are in ``override_models``)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "override_models"}
+
+    def to_json_dict(self) -> dict:
+        """What a rearranged shard's footer stores. Without overrides it is what it was before
+        overrides existed, so a build without them writes the same bytes."""
+        stored: dict = self.as_dict()
+        if not self.from_override:
+            del stored["from_override"]
+        else:
+            stored["override_models"] = dict(self.override_models)
+        return stored
 
 
 def latest_row_per_id(raw: pa.Table) -> tuple[pa.Table, int]:
@@ -79,13 +100,50 @@ def rearrange(rows: pa.Table) -> pa.Table:
     return pa.Table.from_arrays([rows.column("id"), caption, source], schema=REARRANGED_SCHEMA)
 
 
-def count_captions(rearranged: pa.Table, duplicates_dropped: int) -> CaptionCounts:
+def apply_overrides(captions: pa.Table, overrides: pa.Table) -> pa.Table:
+    """Replace the caption of every post that has an override (``id, caption`` with non-empty
+    captions, unique ascending ids), ``caption_source`` ``override``; a post without a source row
+    gains one. Returns ``id, caption, caption_source``, ascending by id."""
+    if overrides.num_rows == 0:
+        return captions
+    ids = captions.column("id")
+    position = pc.index_in(ids, value_set=overrides.column("id"))
+    has_override = pc.is_valid(position)
+    caption = pc.if_else(has_override, overrides.column("caption").take(position), captions.column("caption"))
+    source = pc.if_else(has_override, pa.scalar(OVERRIDE), captions.column("caption_source"))
+    replaced = pa.Table.from_arrays([ids, caption, source], schema=REARRANGED_SCHEMA)
+    new_posts = overrides.filter(pc.invert(pc.is_in(overrides.column("id"), value_set=ids)))
+    if new_posts.num_rows == 0:
+        return replaced
+    added = pa.Table.from_arrays(
+        [
+            new_posts.column("id"),
+            new_posts.column("caption"),
+            pa.array([OVERRIDE] * new_posts.num_rows, pa.string()),
+        ],
+        schema=REARRANGED_SCHEMA,
+    )
+    return pa.concat_tables([replaced, added]).sort_by("id")
+
+
+def count_captions(
+    rearranged: pa.Table, duplicates_dropped: int, overrides: pa.Table | None = None
+) -> CaptionCounts:
+    """The shard's counts; ``overrides`` (with a ``model`` column), when given, are the overrides
+    applied, for the per-model counts."""
     sources = pc.value_counts(rearranged.column("caption_source")).to_pylist()
     by_source = {item["values"]: item["counts"] for item in sources}
+    models: dict[str, int] = {}
+    if overrides is not None and overrides.num_rows:
+        models = {
+            item["values"]: item["counts"] for item in pc.value_counts(overrides.column("model")).to_pylist()
+        }
     return CaptionCounts(
         rows=rearranged.num_rows,
         from_summary=by_source.get(SUMMARY, 0),
         from_tags=by_source.get(TAGS, 0),
         empty=by_source.get(EMPTY, 0),
         duplicates_dropped=duplicates_dropped,
+        from_override=by_source.get(OVERRIDE, 0),
+        override_models=dict(sorted(models.items())),
     )

@@ -17,12 +17,22 @@ from e6_assets.sources import SourceNotFound
 if TYPE_CHECKING:
     import dagster as dg
 
+    from e6_assets.layout import DataLayout
+
 # Dagster is imported inside the commands, not here: the build's worker processes import the main
 # module (this one, when run as ``e6-assets``) before they start, and need none of Dagster.
 
 DEFAULT_HOME = ".dagster_home"
 # What `e6-assets build` and `e6-assets ui` use for a variable that is not set (empty: not configured).
-DEFAULTS = {"E6_SOURCE": "sample", "E6_DATA_DIR": "data", "E6_ID_UNIVERSE": "", "E6_MISSING_CAPTION_WARN": ""}
+DEFAULTS = {
+    "E6_SOURCE": "sample",
+    "E6_DATA_DIR": "data",
+    "E6_ID_UNIVERSE": "",
+    "E6_MISSING_CAPTION_WARN": "",
+    "E6_CAPTION_OVERRIDES": "",
+    "E6_RECAPTION_LISTS": "",
+    "E6_TAG_ONLY_WARN": "",
+}
 
 
 # How runs store their events, for every run this process (or the UI it starts) creates: a ranged
@@ -57,6 +67,8 @@ def _apply_settings(args: argparse.Namespace) -> None:
         os.environ["E6_DATA_DIR"] = args.data_dir
     if getattr(args, "id_universe", None):
         os.environ["E6_ID_UNIVERSE"] = args.id_universe
+    if getattr(args, "caption_overrides", None):
+        os.environ["E6_CAPTION_OVERRIDES"] = args.caption_overrides
     for name, default in DEFAULTS.items():
         os.environ.setdefault(name, default)
 
@@ -75,6 +87,8 @@ _SELF_EXPLAINING_ERRORS = {"WriteError", "SourceError"}
 
 def _failure_message(result: dg.ExecuteInProcessResult) -> str:
     for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data.user_failure_data:  # a dg.Failure: its words
+            return event.step_failure_data.user_failure_data.description or "run failed"
         if event.is_step_failure and event.step_failure_data.error:
             error = event.step_failure_data.error
             if error.cause and "Failure" not in error.cls_name:
@@ -90,8 +104,11 @@ def _say(message: str) -> None:
     print(f"e6-assets: {message}", file=sys.stderr, flush=True)
 
 
-def _run(selection: list, tags: dict[str, str], instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    """One in-process run, tagged with this process (see ``run_recovery``), once the pool is free."""
+def _run(
+    selection: list, tags: dict[str, str], instance: dg.DagsterInstance, assets: list | None = None
+) -> dg.ExecuteInProcessResult:
+    """One in-process run (of ``selection`` among ``assets``, by default the build's), tagged with this
+    process (see ``run_recovery``), once the pool is free."""
     from e6_assets.assets import ALL_ASSETS
     from e6_assets.assets.per_shard import SHARD_POOL
     from e6_assets.definitions import resources
@@ -101,7 +118,7 @@ def _run(selection: list, tags: dict[str, str], instance: dg.DagsterInstance) ->
     import dagster as dg
 
     return dg.materialize(
-        ALL_ASSETS,
+        assets or ALL_ASSETS,
         selection=selection,
         instance=instance,
         tags={**tags, **process_tags()},
@@ -159,6 +176,11 @@ def _build(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         return 2
     stack.enter_context(build_locks(home, layout.root, _say))
     _recover(instance, layout.root)
+    if os.environ["E6_CAPTION_OVERRIDES"].strip() or layout.overrides_dir.is_dir():
+        observed = _observe_overrides(instance, layout)
+        if not observed.success:
+            print(f"e6-assets: caption overrides: {_failure_message(observed)}", file=sys.stderr)
+            return 1
     # Without an id universe the merge assets would only record a skip: leave them out of the runs
     # (at full scale that saves a thousand planned-materialization events).
     merging = bool(os.environ["E6_ID_UNIVERSE"].strip())
@@ -173,6 +195,7 @@ def _build(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         f"shards: {len(shards)} ({shards[0]}...{shards[-1]}), rows: {totals.rows}, "
         f"captions from summaries: {totals.from_summary}, from tags: {totals.from_tags}, "
         f"empty: {totals.empty}, duplicates dropped: {totals.duplicates_dropped}"
+        + (f", from overrides: {totals.from_override}" if totals.from_override else "")
     )
     if args.no_merge:
         return 0
@@ -187,6 +210,81 @@ def _build(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     print(f"wrote {layout.meta_cap_json} and {layout.meta_cap_tar_gz}")
     if merging and (summary := summary_of(merged)):
         print(f"wrote {layout.meta_lat_v2_json} and {layout.missing_json}: {summary}")
+    return 0
+
+
+def _observe_overrides(instance: dg.DagsterInstance, layout: DataLayout) -> dg.ExecuteInProcessResult:
+    """Observe ``caption_overrides`` (stage the folder, record the shards whose overrides changed) as
+    the schedule would, so that the build applies them and the automation does not rebuild them again."""
+    from e6_assets.definitions import build_defs
+    from e6_assets.run_recovery import process_tags
+    from e6_assets.schedules import OBSERVE_OVERRIDES_JOB
+
+    result = (
+        build_defs()
+        .resolve_job_def(OBSERVE_OVERRIDES_JOB)
+        .execute_in_process(
+            instance=instance,
+            tags=process_tags(),
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
+    )
+    if result.success:
+        changed = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
+        with_overrides = len(list(layout.overrides_dir.glob("*.parquet")))
+        print(
+            f"caption overrides: {with_overrides} shards have overrides, {len(changed)} changed", flush=True
+        )
+    return result
+
+
+def recaption_export(args: argparse.Namespace) -> int:
+    """Build the recaption queue of every shard, then split it into K work lists (``recaption_lists``)."""
+    from e6_assets.assets import ALL_ASSETS, RECAPTION_ASSETS
+    from e6_assets.assets.recaption import RECAPTION_LISTS, RECAPTION_QUEUE
+    from e6_assets.locks import build_locks
+    from e6_assets.resources import DataDir, Recaption
+
+    _apply_settings(args)
+    if args.lists is not None:
+        os.environ["E6_RECAPTION_LISTS"] = str(args.lists)
+    try:
+        count = Recaption(work_lists=os.environ["E6_RECAPTION_LISTS"]).work_list_count
+    except ValueError as error:
+        print(f"e6-assets: {error}", file=sys.stderr)
+        return 2
+    layout = DataDir(path=os.environ["E6_DATA_DIR"]).layout()
+    missing = [key for key in SHARD_KEYS if not layout.rearranged(key).exists()]
+    if missing:
+        first = missing[0]
+        print(
+            f"e6-assets: {len(missing)} shards are not built yet (first: {first}); run e6-assets build",
+            file=sys.stderr,
+        )
+        return 2
+    home = instance_home()
+    import dagster as dg
+
+    assets = [*ALL_ASSETS, *RECAPTION_ASSETS]
+    with contextlib.ExitStack() as stack:
+        instance = stack.enter_context(dg.DagsterInstance.get())
+        stack.enter_context(build_locks(home, layout.root, _say))
+        _recover(instance, layout.root)
+        every_shard = {
+            "dagster/asset_partition_range_start": SHARD_KEYS[0],
+            "dagster/asset_partition_range_end": SHARD_KEYS[-1],
+        }
+        for selection, tags in (([RECAPTION_QUEUE], every_shard), ([RECAPTION_LISTS], {})):
+            result = _run(selection, tags, instance, assets)
+            if not result.success:
+                print(f"e6-assets: recaption export failed: {_failure_message(result)}", file=sys.stderr)
+                return 1
+    [materialization] = result.asset_materializations_for_node(RECAPTION_LISTS.to_python_identifier())
+    metadata = {key: value.value for key, value in materialization.metadata.items()}
+    per_list = ", ".join(str(metadata[f"list_{index:02d}"]) for index in range(count))
+    print(f"queued for recaptioning: {metadata['queued']} posts; work lists (id % {count}): {per_list}")
+    print(f"wrote {count} work lists to {layout.recaption_lists_dir}")
     return 0
 
 
@@ -272,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--data-dir", help="E6_DATA_DIR: where outputs go (default ./data)")
         sub.add_argument("--rows", type=int, help="shorthand for --source sample:ROWS")
         sub.add_argument("--id-universe", help="E6_ID_UNIVERSE: meta_lat.json to merge captions into")
+        sub.add_argument(
+            "--caption-overrides", help="E6_CAPTION_OVERRIDES: a folder of captioner output (JSONL) to apply"
+        )
 
     build_cmd = commands.add_parser("build", help="materialize a range of shards, then the merged files")
     build_cmd.add_argument(
@@ -302,6 +403,16 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--dry-run", action="store_true", help="show the plan only (the default)")
     mode.add_argument("--yes", action="store_true", help="publish: commit the plan to the Hub")
     publish_cmd.set_defaults(func=publish, source=None)
+
+    export_cmd = commands.add_parser(
+        "recaption-export",
+        help="write the posts whose caption is only tags (or empty) as K JSONL work lists (id % K)",
+    )
+    export_cmd.add_argument(
+        "--lists", type=int, help="E6_RECAPTION_LISTS: K, the number of lists (default 8)"
+    )
+    settings(export_cmd)
+    export_cmd.set_defaults(func=recaption_export)
 
     ui_cmd = commands.add_parser("ui", help="open the Dagster UI (dagster dev) on the same instance")
     ui_cmd.add_argument("--host", default="127.0.0.1")

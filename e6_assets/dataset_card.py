@@ -194,6 +194,11 @@ def render_card(facts: CardFacts) -> str:
         f'| caption from the model summaries (`response_finish_reason == "STOP"`) | {c.from_summary:,} |',
         f"| caption from the tags (the model did not finish) | {c.from_tags:,} |",
         f'| empty caption (no member in the tar; `""` in `meta_cap.json`) | {c.empty:,} |',
+    ]
+    if c.from_override:  # only then: a card built without overrides stays byte for byte the same
+        models = ", ".join(f"{model} {count:,}" for model, count in c.override_models.items())
+        lines.append(f"| caption replaced by a recaptioning model ({models}) | {c.from_override:,} |")
+    lines += [
         f"| members in the tars | {facts.tar_members:,} |",
         "",
         f"{c.duplicates_dropped:,} source rows were dropped as duplicates of a later row of the same id. "

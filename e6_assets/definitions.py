@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import dagster as dg
 
-from e6_assets.assets import ALL_ASSETS, PUBLISH_ASSETS
+from e6_assets.assets import ALL_ASSETS, PUBLISH_ASSETS, RECAPTION_ASSETS
 from e6_assets.jobs import JOBS, build_shards
-from e6_assets.resources import CaptionSource, DataDir, HubPublishTarget, IdUniverse
-from e6_assets.schedules import build_fill_schedule, build_observe_schedule, observe_source
+from e6_assets.resources import CaptionSource, DataDir, HubPublishTarget, IdUniverse, Recaption
+from e6_assets.schedules import (
+    build_fill_schedule,
+    build_observe_overrides_schedule,
+    build_observe_schedule,
+    observe_caption_overrides,
+    observe_source,
+)
 from e6_assets.sensors import build_automation_sensor, build_recovery_sensor
 
 DEFAULT_OBSERVE_CRON = "0 * * * *"  # hourly
@@ -26,6 +32,11 @@ def resources() -> dict[str, dg.ConfigurableResource]:
         ),
         # Reads E6_PUBLISH_* itself when hub_release runs: unset means "not configured", not an error.
         "publish_target": HubPublishTarget(),
+        "recaption": Recaption(
+            overrides=dg.EnvVar("E6_CAPTION_OVERRIDES"),
+            work_lists=dg.EnvVar("E6_RECAPTION_LISTS"),
+            tag_only_warn=dg.EnvVar("E6_TAG_ONLY_WARN"),
+        ),
     }
 
 
@@ -36,9 +47,13 @@ def build_defs() -> dg.Definitions:
     fill_cron = dg.EnvVar("E6_FILL_CRON").get_value(DEFAULT_FILL_CRON) or DEFAULT_FILL_CRON
     interval = dg.EnvVar("E6_AUTOMATION_INTERVAL_SECONDS").get_value(DEFAULT_AUTOMATION_INTERVAL)
     return dg.Definitions(
-        assets=[*ALL_ASSETS, *PUBLISH_ASSETS],
-        jobs=[*JOBS, observe_source],
-        schedules=[build_observe_schedule(observe_cron), build_fill_schedule(fill_cron, build_shards)],
+        assets=[*ALL_ASSETS, *PUBLISH_ASSETS, *RECAPTION_ASSETS],
+        jobs=[*JOBS, observe_source, observe_caption_overrides],
+        schedules=[
+            build_observe_schedule(observe_cron),
+            build_fill_schedule(fill_cron, build_shards),
+            build_observe_overrides_schedule(observe_cron),
+        ],
         sensors=[
             build_automation_sensor(int(interval or DEFAULT_AUTOMATION_INTERVAL)),
             build_recovery_sensor(),

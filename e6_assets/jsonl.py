@@ -22,6 +22,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.json as pa_json
 
@@ -68,26 +69,34 @@ def source_stat(path: Path) -> os.stat_result:
         raise _unreadable(path, error) from None
 
 
-def read_month_file(path: Path) -> pa.Table:
+def read_month_file(path: Path, with_offsets: bool = False) -> pa.Table:
     """Return ``id, tags, regular_summary, brief_summary, response_finish_reason, line``.
 
     ``line`` is the 1-based line number of the row in the file (blank lines are skipped, and a
-    last line without a newline is read like any other). Raises ``SourceError`` naming the file and
-    the first bad line.
+    last line without a newline is read like any other). With ``with_offsets``, also ``offset``:
+    where the line starts in the file, in bytes (to read a row's other fields again later). Raises
+    ``SourceError`` naming the file and the first bad line.
     """
     try:
         data = path.read_bytes()
     except OSError as error:
         raise _unreadable(path, error) from None
+    skipped = 0
     if data.startswith(BOM):
-        data = data[len(BOM) :]
+        data, skipped = data[len(BOM) :], len(BOM)
     line_numbers = [number for number, line in enumerate(data.split(b"\n"), 1) if line.strip(_BLANK)]
     if not line_numbers:
-        return SOURCE_SCHEMA.empty_table().append_column("line", pa.array([], pa.int32()))
+        table = SOURCE_SCHEMA.empty_table().append_column("line", pa.array([], pa.int32()))
+        return table.append_column("offset", pa.array([], pa.int64())) if with_offsets else table
     table, problem = _parse_checked(data, len(line_numbers), _BLOCK_BYTES)
     if table is None:
         raise _first_bad_line(path.name, data, problem)
-    return table.append_column("line", pa.array(line_numbers, pa.int32()))
+    table = table.append_column("line", pa.array(line_numbers, pa.int32()))
+    if with_offsets:
+        newlines = np.flatnonzero(np.frombuffer(data, np.uint8) == ord("\n"))
+        line_starts = np.concatenate([[0], newlines + 1]) + skipped
+        table = table.append_column("offset", pa.array(line_starts[np.array(line_numbers) - 1], pa.int64()))
+    return table
 
 
 def _parse_checked(data: bytes, lines: int, block_size: int) -> tuple[pa.Table | None, str]:

@@ -42,6 +42,24 @@ class DataLayout:
     def missing_fragments(self) -> list[str]:
         return [shard for shard in SHARD_KEYS if not self.meta_cap_fragment(shard).exists()]
 
+    # Caption overrides (E6_CAPTION_OVERRIDES) and the recaption queue: see overrides.py, recaption.py.
+    @property
+    def overrides_dir(self) -> Path:
+        return self.root / "overrides"
+
+    def override_shard(self, shard: str) -> Path:
+        return self.overrides_dir / f"{shard}.parquet"
+
+    def recaption_queue(self, shard: str) -> Path:
+        return self.root / "recaption_queue" / f"{shard}.parquet"
+
+    @property
+    def recaption_lists_dir(self) -> Path:
+        return self.root / "recaption"
+
+    def missing_recaption_queues(self) -> list[str]:
+        return [shard for shard in SHARD_KEYS if not self.recaption_queue(shard).exists()]
+
     # The merge with the id universe (E6_ID_UNIVERSE): see e6_assets/merge.py and universe.py.
     @property
     def universe_stage_dir(self) -> Path:

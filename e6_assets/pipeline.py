@@ -19,14 +19,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from e6_assets.captions import CaptionCounts, count_captions, latest_row_per_id, rearrange
+from e6_assets.captions import CaptionCounts, apply_overrides, count_captions, latest_row_per_id, rearrange
 from e6_assets.layout import DataLayout
 from e6_assets.meta_json import caption_entries, merge_fragments, read_fragment, write_fragment
+from e6_assets.overrides import staged_overrides
 from e6_assets.parallel import map_in_processes
 from e6_assets.parquet_files import read_parquet, write_parquet
 from e6_assets.shards import SHARD_KEYS
 from e6_assets.sources import ResolvedSource
-from e6_assets.staging import BLOCK_SHARDS, StagedSource, StagingReport, stage_source, stale_files
+from e6_assets.staging import (
+    BLOCK_SHARDS,
+    STAGING_COLUMNS,
+    StagedSource,
+    StagingReport,
+    stage_source,
+    stale_files,
+)
 from e6_assets.tars import TarIndex, index_problems, write_tar
 
 _COUNTS_KEY = b"e6_assets.caption_counts"
@@ -56,7 +64,9 @@ def _write_raw_block(
     staged, written = StagedSource(files, layout.staged_dir), []
     for shard, rows in staged.iter_shard_tables(shards):
         key = SHARD_KEYS[shard]
-        written.append((key, rows.num_rows, write_parquet(layout.raw(key), rows.drop_columns(["shard"]))))
+        written.append(
+            (key, rows.num_rows, write_parquet(layout.raw(key), rows.drop_columns(STAGING_COLUMNS)))
+        )
     return written
 
 
@@ -87,16 +97,19 @@ def write_meta_cap_fragment(layout: DataLayout, key: str, captions: pa.Table) ->
 
 
 def rearrange_shard(layout: DataLayout, key: str) -> tuple[CaptionCounts, str]:
-    """De-duplicate the shard's raw rows, apply the caption rule, write ``rearranged/NNNN.parquet``
-    and the shard's ``meta_cap.json`` entries, ``meta_cap/NNNN.arrow`` (the fragment the merge
-    reads), from the same rows in memory.
+    """De-duplicate the shard's raw rows, apply the caption rule (and the shard's staged caption
+    overrides, if it has any), write ``rearranged/NNNN.parquet`` and the shard's ``meta_cap.json``
+    entries, ``meta_cap/NNNN.arrow`` (the fragment the merge reads), from the same rows in memory.
 
     Returns the shard's caption counts and the content version of the rearranged file."""
     rows, duplicates = latest_row_per_id(read_parquet(layout.raw(key)))
     captions = rearrange(rows)
-    counts = count_captions(captions, duplicates)
+    overrides = staged_overrides(layout, key)
+    if overrides is not None:
+        captions = apply_overrides(captions, overrides)
+    counts = count_captions(captions, duplicates, overrides)
     write_meta_cap_fragment(layout, key, captions)
-    captions = captions.replace_schema_metadata({_COUNTS_KEY: json.dumps(counts.as_dict()).encode()})
+    captions = captions.replace_schema_metadata({_COUNTS_KEY: json.dumps(counts.to_json_dict()).encode()})
     return counts, write_parquet(layout.rearranged(key), captions)
 
 
@@ -164,6 +177,7 @@ def merge_meta_cap(layout: DataLayout, workers: int = 1) -> MetaCapResult:
         "from_summary": by_source.get("summary", 0),
         "from_tags": by_source.get("tags", 0),
         "empty": by_source.get("empty", 0),
+        "from_override": by_source.get("override", 0),
     }
     shards = sum((read_counts(layout, key) for key in SHARD_KEYS), CaptionCounts())
     return MetaCapResult(merged, shards)

@@ -81,6 +81,49 @@ class IdUniverse(dg.ConfigurableResource):
         return resolve_universe(self.spec, data_dir, self.hub_cache_dir)
 
 
+DEFAULT_RECAPTION_LISTS = 8
+DEFAULT_TAG_ONLY_WARN = 0.25
+
+
+class Recaption(dg.ConfigurableResource):
+    """The recaption loop (``e6_assets.recaption``, ``e6_assets.overrides``); empty fields take the defaults.
+
+    ``overrides``: ``E6_CAPTION_OVERRIDES``, the folder of captioner output (JSONL) laid over the
+    captions; empty: no overrides. ``work_lists``: ``E6_RECAPTION_LISTS``, K, the number of work lists
+    the queue is split into (``id % K``). ``tag_only_warn``: ``E6_TAG_ONLY_WARN``, the share of a
+    shard's captions that come from tags above which its ``tag_only_share`` check warns.
+    """
+
+    overrides: str = ""
+    work_lists: str = ""
+    tag_only_warn: str = ""
+
+    @property
+    def overrides_folder(self) -> Path | None:
+        text = self.overrides.strip()
+        return Path(text).expanduser() if text else None
+
+    @property
+    def work_list_count(self) -> int:
+        text = self.work_lists.strip()
+        if not text:
+            return DEFAULT_RECAPTION_LISTS
+        if not text.isdigit() or int(text) < 1:
+            raise ValueError(f"E6_RECAPTION_LISTS={text!r}: expected a whole number of work lists, 1 or more")
+        return int(text)
+
+    @property
+    def tag_only_warn_fraction(self) -> float:
+        text = self.tag_only_warn.strip()
+        try:
+            fraction = float(text) if text else DEFAULT_TAG_ONLY_WARN
+        except ValueError:
+            fraction = -1.0
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"E6_TAG_ONLY_WARN={text!r}: expected a fraction from 0 to 1, such as 0.25")
+        return fraction
+
+
 class HubPublishTarget(dg.ConfigurableResource):
     """Where ``hub_release`` publishes: a Hub dataset repo, its branch and the folder of the tars.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from e6_assets.assets.captions import PER_SHARD_CAPTION_ASSETS
+from e6_assets.assets.captions import CAPTION_OVERRIDES, PER_SHARD_CAPTION_ASSETS
 from e6_assets.assets.source import CAPTION_SOURCE
 from e6_assets.partitions import SHARDS
 from e6_assets.shards import SHARD_KEYS
@@ -13,6 +13,8 @@ from e6_assets.shards import SHARD_KEYS
 OBSERVE_JOB = "observe_source"
 FILL_SCHEDULE = "fill_missing_shards"
 OBSERVE_SCHEDULE = "observe_source_schedule"
+OBSERVE_OVERRIDES_JOB = "observe_caption_overrides"
+OBSERVE_OVERRIDES_SCHEDULE = "observe_caption_overrides_schedule"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 DEFAULT_MAX_RANGES = 4
@@ -27,6 +29,15 @@ observe_source = dg.define_asset_job(
     OBSERVE_JOB,
     selection=dg.AssetSelection.assets(CAPTION_SOURCE),
     description="Observe caption_source: record a new data version for every shard whose rows changed.",
+)
+
+observe_caption_overrides = dg.define_asset_job(
+    OBSERVE_OVERRIDES_JOB,
+    selection=dg.AssetSelection.assets(CAPTION_OVERRIDES),
+    description=(
+        "Observe caption_overrides: stage the E6_CAPTION_OVERRIDES folder and record a new data version "
+        "for every shard whose overrides changed."
+    ),
 )
 
 
@@ -117,4 +128,14 @@ def build_observe_schedule(cron_schedule: str) -> dg.ScheduleDefinition:
         job=observe_source,
         default_status=dg.DefaultScheduleStatus.STOPPED,
         description="Observes caption_source (a new Hub commit or changed local files) on an interval.",
+    )
+
+
+def build_observe_overrides_schedule(cron_schedule: str) -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
+        name=OBSERVE_OVERRIDES_SCHEDULE,
+        cron_schedule=cron_schedule,
+        job=observe_caption_overrides,
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description="Observes caption_overrides (changed files in E6_CAPTION_OVERRIDES) on E6_OBSERVE_CRON.",
     )

@@ -25,7 +25,7 @@ from e6_assets.jsonl import read_month_file, source_stat
 from e6_assets.parallel import map_in_processes
 from e6_assets.shards import SHARD_COUNT
 
-STAGE_FORMAT = "2"  # bump when the staged layout changes: every file is staged again
+STAGE_FORMAT = "3"  # bump when the staged layout changes: every file is staged again
 BLOCK_SHARDS = 50  # shards per row group: 20 row groups per staged file
 _FINGERPRINT_KEY = b"e6_assets.source_fingerprint"
 
@@ -39,8 +39,11 @@ RAW_SCHEMA = pa.schema(
         ("response_finish_reason", pa.string()),
         ("source_file", pa.string()),
         ("line", pa.int32()),
+        ("offset", pa.int64()),  # where the row's line starts in the source file (not part of raw/)
     ]
 )
+# The staged columns that are not the source's rows: left out of raw/ and of the shards' versions.
+STAGING_COLUMNS = ["shard", "offset"]
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ def _is_current(staged: Path, fingerprint: str) -> bool:
 
 def stage_file(source: Path, staged: Path) -> int:
     """Parse one monthly file into its staged Parquet copy; returns the number of rows."""
-    table = read_month_file(source)
+    table = read_month_file(source, with_offsets=True)
     shard = np.mod(table.column("id").to_numpy(), SHARD_COUNT)  # Python's sign rule, like id % 1000
     table = table.append_column("shard", pa.array(shard, pa.int16()))
     table = table.append_column("source_file", pa.array([source.name] * table.num_rows, pa.string()))

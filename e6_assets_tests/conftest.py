@@ -23,6 +23,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 # Optional settings are read through dg.EnvVar, which needs them set: empty means not configured.
 os.environ.setdefault("E6_ID_UNIVERSE", "")
 os.environ.setdefault("E6_MISSING_CAPTION_WARN", "")
+for _name in ("E6_CAPTION_OVERRIDES", "E6_RECAPTION_LISTS", "E6_TAG_ONLY_WARN"):
+    os.environ.setdefault(_name, "")
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)

@@ -26,6 +26,7 @@ from e6_assets.partitions import SHARDS
 from e6_assets.resources import CaptionSource, DataDir
 
 RAW_CAPTIONS = dg.AssetKey("raw_captions")
+CAPTION_OVERRIDES = dg.AssetKey("caption_overrides")
 REARRANGED_CAPTIONS = dg.AssetKey("rearranged_captions")
 CAPTION_TARS = dg.AssetKey("caption_tars")
 META_CAP = dg.AssetKey("meta_cap")
@@ -115,7 +116,8 @@ def raw_captions(context: dg.AssetExecutionContext, source: CaptionSource, data_
     specs=[
         dg.AssetSpec(
             REARRANGED_CAPTIONS,
-            deps=[RAW_CAPTIONS],
+            # caption_overrides is defined with the recaption assets (assets/recaption.py).
+            deps=[RAW_CAPTIONS, CAPTION_OVERRIDES],
             group_name="captions",
             automation_condition=rebuild_on_change(),
             kinds={"parquet"},
@@ -124,8 +126,9 @@ def raw_captions(context: dg.AssetExecutionContext, source: CaptionSource, data_
             description=(
                 "One row per post id (the later file, then the later line, wins): id, caption and "
                 "where the caption came from (`summary`, `tags` or `empty`), by the dataset card's "
-                "rule. `rearranged/NNNN.parquet`; and the shard's entries of meta_cap.json, already "
-                "serialised, for the merge: `meta_cap/NNNN.arrow`."
+                "rule; a caption override (caption_overrides) replaces its post's caption "
+                "(`override`). `rearranged/NNNN.parquet`; and the shard's entries of meta_cap.json, "
+                "already serialised, for the merge: `meta_cap/NNNN.arrow`."
             ),
         )
     ],
@@ -135,9 +138,9 @@ def raw_captions(context: dg.AssetExecutionContext, source: CaptionSource, data_
             asset=REARRANGED_CAPTIONS,
             partitions_def=SHARDS,
             description=(
-                "Counts the shard's rows, captions from summaries, fallbacks to tags, empty captions "
-                "and duplicates dropped. WARN when any post has an empty caption: it gets no member "
-                "in the tar and trains without a caption."
+                "Counts the shard's rows, captions from summaries, fallbacks to tags, empty captions, "
+                "caption overrides and duplicates dropped. WARN when any post has an empty caption: it "
+                "gets no member in the tar and trains without a caption."
             ),
         )
     ],
@@ -152,8 +155,10 @@ def rearranged_captions(context: dg.AssetExecutionContext, data_dir: DataDir) ->
     with StepProgress(context, len(keys)) as progress:
         for key, (counts, _) in rearranged:
             numbers = counts.as_dict()
+            models = {"override_models": dict(counts.override_models)} if counts.override_models else {}
             context.add_asset_metadata(
-                {**numbers, "path": dg.MetadataValue.path(str(layout.rearranged(key)))}, partition_key=key
+                {**numbers, **models, "path": dg.MetadataValue.path(str(layout.rearranged(key)))},
+                partition_key=key,
             )
             checks.append(
                 dg.AssetCheckEvaluation(

@@ -15,7 +15,7 @@ from e6_assets.jsonl import SourceError
 from e6_assets.partitions import SHARDS
 from e6_assets.resources import CaptionSource, DataDir
 from e6_assets.shards import SHARD_KEYS
-from e6_assets.staging import StagedSource, stage_source
+from e6_assets.staging import STAGING_COLUMNS, StagedSource, stage_source
 from e6_assets.versions import latest_versions
 
 CAPTION_SOURCE = dg.AssetKey("caption_source")
@@ -33,7 +33,7 @@ def shard_versions(source: CaptionSource, data_dir: DataDir) -> tuple[str, dict[
     stage_source(resolved.files, layout.staged_dir)
     staged = StagedSource(resolved.files, layout.staged_dir)
     versions = {
-        SHARD_KEYS[shard]: table_version(rows.drop_columns(["shard"]))
+        SHARD_KEYS[shard]: table_version(rows.drop_columns(STAGING_COLUMNS))
         for shard, rows in staged.iter_shard_tables(range(len(SHARD_KEYS)))
     }
     return source_revision(resolved), versions
