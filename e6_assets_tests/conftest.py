@@ -7,11 +7,13 @@ import warnings
 from pathlib import Path
 
 import dagster as dg
+import orjson
 import pytest
 
 from e6_assets import pipeline
 from e6_assets.layout import DataLayout
 from e6_assets.sample import write_sample
+from e6_assets.shards import shard_key
 from e6_assets.sources import resolve_local
 
 pytest_plugins = ["e6_assets_tests.services"]  # PostgreSQL and Redis for the deployment tests
@@ -66,3 +68,20 @@ def instance() -> dg.DagsterInstance:
 
 def range_tags(first: str, last: str) -> dict[str, str]:
     return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+
+
+def change_one_caption(source: Path, shards: list[str]) -> str:
+    """Rewrite the regular_summary of one row of one of ``shards``; returns that row's shard."""
+    for path in sorted(source.glob("*_grouped.jsonl"), reverse=True):
+        lines = path.read_bytes().split(b"\n")
+        for index, line in enumerate(lines):
+            if not line:
+                continue
+            row = orjson.loads(line)
+            good = row.get("response_finish_reason") == "STOP" and row.get("regular_summary")
+            if good and shard_key(row["id"]) in shards:
+                row["regular_summary"] = "A corrected caption of a fox in the snow"
+                lines[index] = orjson.dumps(row)
+                path.write_bytes(b"\n".join(lines))
+                return shard_key(row["id"])
+    raise AssertionError("no row with a summary in the given shards")
