@@ -70,8 +70,11 @@ def range_tags(first: str, last: str) -> dict[str, str]:
     return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
 
 
-def change_one_caption(source: Path, shards: list[str]) -> str:
-    """Rewrite the regular_summary of one row of one of ``shards``; returns that row's shard."""
+def change_one_caption(
+    source: Path, shards: list[str], text: str = "A corrected caption of a fox in the snow"
+) -> str:
+    """Rewrite the regular_summary of one row of one of ``shards`` (the same row for the same
+    ``shards``) to ``text``; returns that row's shard."""
     for path in sorted(source.glob("*_grouped.jsonl"), reverse=True):
         lines = path.read_bytes().split(b"\n")
         for index, line in enumerate(lines):
@@ -80,7 +83,7 @@ def change_one_caption(source: Path, shards: list[str]) -> str:
             row = orjson.loads(line)
             good = row.get("response_finish_reason") == "STOP" and row.get("regular_summary")
             if good and shard_key(row["id"]) in shards:
-                row["regular_summary"] = "A corrected caption of a fox in the snow"
+                row["regular_summary"] = text
                 lines[index] = orjson.dumps(row)
                 path.write_bytes(b"\n".join(lines))
                 return shard_key(row["id"])
