@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,13 +44,21 @@ from e6_assets_tests.dagster_dev import (
 PER_SHARD = [RAW_CAPTIONS, REARRANGED_CAPTIONS, CAPTION_TARS]
 HANG_GUARD_SECONDS = 600.0  # waiting longer than this means something hangs (not a speed limit)
 TICK_SECONDS = "3"
+FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
 
 @dataclass
 class Session:
     server: UiServer
-    instance: dg.DagsterInstance
+    home: Path
     project: Path
+
+    @contextmanager
+    def instance(self) -> Iterator[dg.DagsterInstance]:
+        """The instance, opened for one look and closed again, so that nothing the test holds open
+        stands in the way of the server's processes."""
+        with dg.DagsterInstance.from_config(str(self.home)) as instance:
+            yield instance
 
     @property
     def sample_folder(self) -> Path:
@@ -76,12 +85,9 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     assert build.returncode == 0, build.stderr
     assert "wrote data/meta_cap.json" in build.stdout
     server_env = {**env, "E6_AUTOMATION_INTERVAL_SECONDS": TICK_SECONDS}
-    with (
-        dg_dev(project, server_env, workdir / "dg-dev.log") as server,
-        dg.DagsterInstance.from_config(str(home)) as instance,
-    ):
+    with dg_dev(project, server_env, workdir / "dg-dev.log") as server:
         start_sensor(server.url, AUTOMATION_SENSOR)
-        yield Session(server, instance, project)
+        yield Session(server, home, project)
 
 
 def wait_for(condition: Callable[[], bool], what: str) -> None:
@@ -94,36 +100,47 @@ def wait_for(condition: Callable[[], bool], what: str) -> None:
 def settled(session: Session) -> bool:
     """No run or backfill going, and the sensor's last two ticks, both after the last run ended,
     requested nothing."""
-    instance = session.instance
-    if instance.get_runs_count(dg.RunsFilter(statuses=IN_PROGRESS)):
-        return False
-    if instance.get_backfills(status=BulkActionStatus.REQUESTED):
-        return False
-    last_end = max((record.end_time or 0.0) for record in instance.get_run_records(limit=50))
+    with session.instance() as instance:
+        if instance.get_runs_count(dg.RunsFilter(statuses=IN_PROGRESS)):
+            return False
+        if instance.get_backfills(status=BulkActionStatus.REQUESTED):
+            return False
+        last_end = max((record.end_time or 0.0) for record in instance.get_run_records(limit=50))
     ticks = [tick for tick in sensor_ticks(session.server.url, AUTOMATION_SENSOR) if tick["endTimestamp"]]
     assert all(tick["status"] != "FAILURE" for tick in ticks), ticks
     recent = [tick for tick in ticks if tick["timestamp"] > last_end][:2]
     return len(recent) == 2 and all(tick["requestedAssetMaterializationCount"] == 0 for tick in recent)
 
 
-def latest_event_id(instance: dg.DagsterInstance) -> int:
-    return instance.event_log_storage.get_maximum_record_id() or 0
+def latest_event_id(session: Session) -> int:
+    with session.instance() as instance:
+        return instance.event_log_storage.get_maximum_record_id() or 0
+
+
+def run_status(session: Session, run_id: str) -> dg.DagsterRunStatus:
+    with session.instance() as instance:
+        return instance.get_run_by_id(run_id).status
 
 
 def observe(session: Session) -> int:
     """Launch ``observe_source`` from the UI and wait until everything it caused has run; returns
     the event id before the observation, for ``recorded_since``."""
-    mark = latest_event_id(session.instance)
+    mark = latest_event_id(session)
     run_id = launch_job(session.server.url, OBSERVE_JOB)
-    wait_for(lambda: session.instance.get_run_by_id(run_id).is_finished, "the observation")
-    assert session.instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.SUCCESS
+    wait_for(lambda: run_status(session, run_id) in FINISHED, "the observation")
+    assert run_status(session, run_id) == dg.DagsterRunStatus.SUCCESS
     wait_for(lambda: settled(session), "the automation after the observation")
     return mark
 
 
-def recorded_since(instance: dg.DagsterInstance, mark: int) -> dict[str, list[str] | int]:
+def recorded_since(session: Session, mark: int) -> dict[str, list[str] | int]:
     """What was observed and built after event ``mark``: shards by per-shard asset, and how many
     times meta_cap was built."""
+    with session.instance() as instance:
+        return _recorded_since(instance, mark)
+
+
+def _recorded_since(instance: dg.DagsterInstance, mark: int) -> dict[str, list[str] | int]:
     found: dict[str, list[str] | int] = {}
     since = dg.AssetRecordsFilter(asset_key=CAPTION_SOURCE, after_storage_id=mark)
     observed = [record.partition_key for record in instance.fetch_observations(since, limit=2000).records]
@@ -146,11 +163,11 @@ def only(shard: str) -> dict[str, list[str] | int]:
 
 def test_after_a_command_line_build_only_the_shard_whose_rows_changed_is_rebuilt(session: Session) -> None:
     mark = observe(session)
-    assert recorded_since(session.instance, mark) == {}
+    assert recorded_since(session, mark) == {}
 
     shard = change_one_caption(session.sample_folder, SHARD_KEYS[40:50])
     mark = observe(session)
-    assert recorded_since(session.instance, mark) == only(shard)
+    assert recorded_since(session, mark) == only(shard)
 
 
 def test_after_the_sensors_own_backfill_only_the_shard_whose_rows_changed_is_rebuilt(
@@ -159,11 +176,11 @@ def test_after_the_sensors_own_backfill_only_the_shard_whose_rows_changed_is_reb
     shard = change_one_caption(session.sample_folder, SHARD_KEYS[60:70])
     observe(session)  # the sensor rebuilds the shard (as the test before checks)
     mark = observe(session)
-    assert recorded_since(session.instance, mark) == {}
+    assert recorded_since(session, mark) == {}
 
     shard = change_one_caption(session.sample_folder, SHARD_KEYS[70:80])
     mark = observe(session)
-    assert recorded_since(session.instance, mark) == only(shard)
+    assert recorded_since(session, mark) == only(shard)
 
 
 def test_after_a_build_launched_from_the_ui_only_the_shard_whose_rows_changed_is_rebuilt(
@@ -175,20 +192,20 @@ def test_after_a_build_launched_from_the_ui_only_the_shard_whose_rows_changed_is
     change_one_caption(session.sample_folder, [observed_shard], text="A fox in the snow, corrected twice")
     unobserved_shard = change_one_caption(session.sample_folder, SHARD_KEYS[120:130])
     shards = SHARD_KEYS[100:200]
-    mark = latest_event_id(session.instance)
+    mark = latest_event_id(session)
     backfill = run_backfill(
         session.server.url, [key.to_user_string() for key in PER_SHARD], shards, HANG_GUARD_SECONDS
     )
     assert backfill["status"] in {"COMPLETED", "COMPLETED_SUCCESS"}, backfill
     wait_for(lambda: settled(session), "the automation after the build")
-    built = recorded_since(session.instance, mark)
+    built = recorded_since(session, mark)
     assert built.pop("caption_source") == [observed_shard]  # brought up to date by the build
     assert built == {**{key.to_user_string(): shards for key in PER_SHARD}, "meta_cap": 1}
 
     mark = observe(session)
-    assert recorded_since(session.instance, mark) == {}
+    assert recorded_since(session, mark) == {}
     assert unobserved_shard != observed_shard
 
     shard = change_one_caption(session.sample_folder, SHARD_KEYS[300:310])
     mark = observe(session)
-    assert recorded_since(session.instance, mark) == only(shard)
+    assert recorded_since(session, mark) == only(shard)
