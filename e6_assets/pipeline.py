@@ -6,6 +6,7 @@ directly, so the data work can be timed and checked without Dagster.
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import json
@@ -21,7 +22,7 @@ import pyarrow.parquet as pq
 from e6_assets.captions import CaptionCounts, count_captions, latest_row_per_id, rearrange
 from e6_assets.fingerprints import table_version
 from e6_assets.layout import DataLayout
-from e6_assets.meta_json import caption_entries, merge_fragments, read_fragment, write_fragment, write_tar_gz
+from e6_assets.meta_json import caption_entries, merge_fragments, read_fragment, write_fragment
 from e6_assets.parallel import map_in_processes
 from e6_assets.parquet_files import read_parquet, write_parquet
 from e6_assets.shards import SHARD_KEYS
@@ -170,10 +171,11 @@ def merge_meta_cap(layout: DataLayout, workers: int = 1) -> MetaCapResult:
             "build every shard before the merged file"
         )
     fragments = [layout.meta_cap_fragment(key) for key in SHARD_KEYS]
-    entries = merge_fragments(fragments, layout.meta_cap_json, workers)
-    write_tar_gz(layout.meta_cap_json, layout.meta_cap_tar_gz)
-    sources = pa.concat_tables(read_fragment(path, ["caption_source"]) for path in fragments)
-    by_source = {item["values"]: item["counts"] for item in pc.value_counts(sources.column(0)).to_pylist()}
+    entries = merge_fragments(fragments, layout.meta_cap_json, workers, archive=layout.meta_cap_tar_gz)
+    by_source: collections.Counter[str] = collections.Counter()
+    for path in fragments:  # counted fragment by fragment: each is released before the next is read
+        for item in pc.value_counts(read_fragment(path, ["caption_source"]).column(0)).to_pylist():
+            by_source[item["values"]] += item["counts"]
     merged = {
         "rows": entries,
         "from_summary": by_source.get("summary", 0),

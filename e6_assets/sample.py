@@ -25,13 +25,13 @@ import itertools
 import json
 import random
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
 from e6_assets.atomic import atomic_open, atomic_write_bytes
+from e6_assets.parallel import map_in_processes, worker_count
 from e6_assets.sources import ResolvedSource, month_files_in
 
 DEFAULT_ROWS = 20_000
@@ -320,17 +320,14 @@ def write_sample(
     all_months = months()
     plans = {plan.month: plan for plan in month_plans(rows)}
     tasks = [(folder, plans.get(m, MonthPlan(m, 0, 0)), seed, m == all_months[-1]) for m in all_months]
-    if jobs > 1:
-        tasks.sort(key=lambda task: -task[1].rows)  # largest first, for an even finish
-        with ProcessPoolExecutor(jobs) as pool:
-            list(pool.map(_write_month, *zip(*tasks, strict=True)))
-    else:
-        for task in tasks:
-            _write_month(*task)
+    tasks.sort(key=lambda task: -task[1].rows)  # largest first, for an even finish
+    for _ in map_in_processes(_write_month, tasks, jobs):
+        pass
     return month_files_in(folder)
 
 
-def _write_month(folder: Path, plan: MonthPlan, seed: int, last: bool) -> None:
+def _write_month(task: tuple[Path, MonthPlan, int, bool]) -> None:
+    folder, plan, seed, last = task
     with atomic_open(folder / f"{plan.month}_grouped.jsonl") as handle:
         for offset, row in enumerate(month_rows(plan, seed)):
             if offset:
@@ -347,7 +344,7 @@ def resolve_sample(data_dir: Path, rows: int = DEFAULT_ROWS, seed: int = DEFAULT
     if done.exists():
         files = month_files_in(folder)
     else:
-        files = write_sample(folder, rows, seed)
+        files = write_sample(folder, rows, seed, worker_count())
         done.touch()
     return ResolvedSource(
         files,

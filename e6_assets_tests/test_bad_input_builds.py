@@ -38,19 +38,22 @@ def _build(tmp_path: Path, source: Path, file_size_limit: int | None = None) -> 
     )
 
 
-def test_a_full_disk_keeps_the_previous_tar_and_a_10_mb_caption_builds_whole(tmp_path):
+def test_a_full_disk_keeps_the_previous_files_and_a_10_mb_caption_builds_whole(tmp_path):
     rows = [{"id": 42, "tags": "fox snow"}, {"id": 1042, "tags": "wolf"}, {"id": 7, "tags": "cat"}]
     source = _write_source(tmp_path / "source", rows)
     assert _build(tmp_path, source).returncode == 0
     layout = DataLayout(Path("data"))  # as given on the command line, relative to tmp_path
-    before = {path: (tmp_path / path).read_bytes() for path in (layout.tar("0042"), layout.tar_index("0042"))}
+    shard_files = [layout.rearranged("0042"), layout.meta_cap_fragment("0042")]
+    shard_files += [layout.tar("0042"), layout.tar_index("0042")]
+    before = {path: (tmp_path / path).read_bytes() for path in shard_files}
 
     long_row = {"id": 2042, "response_finish_reason": "STOP", "regular_summary": CAPTION, "tags": "x"}
     _write_source(source, [*rows, long_row])
-    full = _build(tmp_path, source, file_size_limit=8 << 20)  # the 10 MB tar cannot be written
+    full = _build(tmp_path, source, file_size_limit=8 << 20)  # no 10 MB file can be written
     assert full.returncode == 1
+    # The first output that holds the whole caption is the shard's meta_cap.json entries.
     assert full.stderr.endswith(
-        "e6-assets: shard build failed: cannot write data/captions/0042.tar: File too large; "
+        "e6-assets: shard build failed: cannot write data/meta_cap/0042.arrow: File too large; "
         "the previous file is kept\n"
     )
     assert {path: (tmp_path / path).read_bytes() for path in before} == before

@@ -48,5 +48,5 @@ def test_backfill_launched_through_graphql_runs_and_writes_the_shards(server: Ui
     for shard in SHARDS:
         assert (data / "captions" / f"{shard}.tar").is_file()
         assert (data / "captions" / f"{shard}.json").is_file()
-        assert (data / "meta_cap" / f"{shard}.parquet").is_file()
+        assert (data / "meta_cap" / f"{shard}.arrow").is_file()
     assert not (data / "captions" / "0003.tar").exists()

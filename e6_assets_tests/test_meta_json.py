@@ -7,11 +7,11 @@ import pyarrow as pa
 from e6_assets.meta_json import caption_entries, merge_fragments, write_fragment, write_tar_gz
 
 
-def _fragments(tmp_path, shards: int = 9):
+def _fragments(tmp_path, shards: int = 9, id_range: int = 4000):
     rng = random.Random(5)
     everything, paths = {}, []
     for shard in range(shards):
-        ids = sorted({rng.randrange(0, 4000) * shards + shard for _ in range(60)})
+        ids = sorted({rng.randrange(0, id_range) * shards + shard for _ in range(60)})
         captions = [
             rng.choice(["", 'quote " and \\ backslash', "é 日本 ✨", "plain", "tab\there"]) for _ in ids
         ]
@@ -54,3 +54,26 @@ def test_tar_gz_holds_the_json_and_is_reproducible(tmp_path):
     with tarfile.open(first, "r:gz") as archive:
         assert archive.getnames() == ["meta_cap.json"]
         assert archive.extractfile("meta_cap.json").read() == merged.read_bytes()
+
+
+def test_bands_written_by_worker_processes_give_the_same_file_and_its_archive(tmp_path):
+    # Ids up to ~1.2M: five bands of 2**18 ids, written by two processes, archived as they complete.
+    everything, paths = _fragments(tmp_path, shards=7, id_range=170_000)
+    one, two = tmp_path / "one" / "meta_cap.json", tmp_path / "two" / "meta_cap.json"
+    assert merge_fragments(paths, one) == len(everything)
+    assert merge_fragments(paths, two, workers=2, archive=tmp_path / "two" / "meta_cap.tar.gz") == len(
+        everything
+    )
+    assert two.read_bytes() == one.read_bytes()
+    assert list(json.loads(one.read_text())) == [str(k) for k in sorted(everything)]
+    write_tar_gz(one, tmp_path / "one" / "meta_cap.tar.gz")
+    assert (tmp_path / "two" / "meta_cap.tar.gz").read_bytes() == (
+        tmp_path / "one" / "meta_cap.tar.gz"
+    ).read_bytes()
+
+
+def test_no_entries_give_an_empty_object_and_its_archive(tmp_path):
+    write_fragment(tmp_path / "e.arrow", caption_entries(pa.array([], pa.int64()), pa.array([], pa.string())))
+    merge_fragments([tmp_path / "e.arrow"], tmp_path / "m" / "meta_cap.json", archive=tmp_path / "m.tar.gz")
+    with tarfile.open(tmp_path / "m.tar.gz", "r:gz") as archive:
+        assert archive.extractfile("meta_cap.json").read() == b"{}"

@@ -143,8 +143,8 @@ def raw_captions(context: dg.AssetExecutionContext, source: CaptionSource, data_
             group_name="captions",
             automation_condition=rebuild_on_change(),
             kinds={"parquet"},
-            # 2: also writes the shard's meta_cap.json entries (meta_cap/NNNN.arrow), by id band.
-            code_version="2",
+            # 3: also writes the shard's meta_cap.json entries, meta_cap/NNNN.arrow (Arrow IPC, by id band).
+            code_version="3",
             description=(
                 "One row per post id (the later file, then the later line, wins): id, caption and "
                 "where the caption came from (`summary`, `tags` or `empty`), by the dataset card's "
