@@ -22,7 +22,7 @@ SAMPLE_ROWS = 3_000
 
 # The Hub is never reached from the tests: huggingface_hub reads this once, when first imported.
 os.environ["HF_HUB_OFFLINE"] = "1"
-# Optional settings are read through dg.EnvVar, which needs them set: empty means not configured.
+# Optional settings, empty: not configured (as their defaults in the code location are).
 os.environ.setdefault("E6_ID_UNIVERSE", "")
 os.environ.setdefault("E6_MISSING_CAPTION_WARN", "")
 
