@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from e6_assets.settings import DEFAULTS
 from e6_assets.shards import SHARD_KEYS, parse_shard_range
 from e6_assets.sources import SourceNotFound
 
@@ -23,16 +24,6 @@ if TYPE_CHECKING:
 # module (this one, when run as ``e6-assets``) before they start, and need none of Dagster.
 
 DEFAULT_HOME = ".dagster_home"
-# What `e6-assets build` and `e6-assets ui` use for a variable that is not set (empty: not configured).
-DEFAULTS = {
-    "E6_SOURCE": "sample",
-    "E6_DATA_DIR": "data",
-    "E6_ID_UNIVERSE": "",
-    "E6_MISSING_CAPTION_WARN": "",
-    "E6_CAPTION_OVERRIDES": "",
-    "E6_RECAPTION_LISTS": "",
-    "E6_TAG_ONLY_WARN": "",
-}
 
 
 # How runs store their events, for every run this process (or the UI it starts) creates: a ranged

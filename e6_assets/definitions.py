@@ -16,26 +16,38 @@ from e6_assets.schedules import (
     observe_source,
 )
 from e6_assets.sensors import build_automation_sensor, build_recovery_sensor
+from e6_assets.settings import DEFAULTS
 
 DEFAULT_OBSERVE_CRON = "0 * * * *"  # hourly
 DEFAULT_FILL_CRON = "0 3 * * 0"  # Sundays 03:00 UTC
 DEFAULT_AUTOMATION_INTERVAL = "60"  # seconds between evaluations of the automation conditions
 
 
+def setting(name: str) -> str:
+    """``dg.EnvVar(name)`` when the variable is set where the code location loads, else its default
+    (``e6_assets.settings.DEFAULTS``, the same as the command line's).
+
+    ``dg.EnvVar`` has no default: a run fails when its variable is unset. Deciding when the code
+    location loads keeps the environment in charge (a set variable is read by each run, from its own
+    environment) while a bare ``dagster dev`` or ``dg dev`` runs with the defaults.
+    """
+    return dg.EnvVar(name) if dg.EnvVar(name).get_value() is not None else DEFAULTS[name]
+
+
 def resources() -> dict[str, dg.ConfigurableResource]:
-    """Every setting comes from the environment (``e6-assets`` fills in defaults; see the README)."""
+    """Every setting from the environment, or its default when unset (see the README)."""
     return {
-        "source": CaptionSource(spec=dg.EnvVar("E6_SOURCE")),
-        "data_dir": DataDir(path=dg.EnvVar("E6_DATA_DIR")),
+        "source": CaptionSource(spec=setting("E6_SOURCE")),
+        "data_dir": DataDir(path=setting("E6_DATA_DIR")),
         "id_universe": IdUniverse(
-            spec=dg.EnvVar("E6_ID_UNIVERSE"), missing_caption_warn=dg.EnvVar("E6_MISSING_CAPTION_WARN")
+            spec=setting("E6_ID_UNIVERSE"), missing_caption_warn=setting("E6_MISSING_CAPTION_WARN")
         ),
         # Reads E6_PUBLISH_* itself when hub_release runs: unset means "not configured", not an error.
         "publish_target": HubPublishTarget(),
         "recaption": Recaption(
-            overrides=dg.EnvVar("E6_CAPTION_OVERRIDES"),
-            work_lists=dg.EnvVar("E6_RECAPTION_LISTS"),
-            tag_only_warn=dg.EnvVar("E6_TAG_ONLY_WARN"),
+            overrides=setting("E6_CAPTION_OVERRIDES"),
+            work_lists=setting("E6_RECAPTION_LISTS"),
+            tag_only_warn=setting("E6_TAG_ONLY_WARN"),
         ),
     }
 

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from e6_assets.captions import CaptionCounts, apply_overrides, count_captions, latest_row_per_id, rearrange
+from e6_assets.fingerprints import table_version
 from e6_assets.layout import DataLayout
 from e6_assets.meta_json import caption_entries, merge_fragments, read_fragment, write_fragment
 from e6_assets.overrides import staged_overrides
@@ -58,15 +59,20 @@ def stage(
     return stage_source(source.files, layout.staged_dir, workers, stale, on_file_staged)
 
 
+def source_version(rows: pa.Table) -> str:
+    """The content version of a shard's staged source rows (without ``STAGING_COLUMNS``): what
+    ``caption_source`` records per shard, and what ``raw_captions`` records it was built from."""
+    return table_version(rows)
+
+
 def _write_raw_block(
     files: Sequence[Path], layout: DataLayout, shards: list[int]
 ) -> list[tuple[str, int, str]]:
     staged, written = StagedSource(files, layout.staged_dir), []
     for shard, rows in staged.iter_shard_tables(shards):
-        key = SHARD_KEYS[shard]
-        written.append(
-            (key, rows.num_rows, write_parquet(layout.raw(key), rows.drop_columns(STAGING_COLUMNS)))
-        )
+        key, rows = SHARD_KEYS[shard], rows.drop_columns(STAGING_COLUMNS)
+        write_parquet(layout.raw(key), rows)
+        written.append((key, rows.num_rows, source_version(rows)))
     return written
 
 
@@ -74,12 +80,21 @@ def write_raw_shards(
     source: ResolvedSource, layout: DataLayout, keys: Sequence[str], workers: int = 1
 ) -> Iterator[tuple[str, int, str]]:
     """Write ``raw/NNNN.parquet`` for each shard of ``keys``, a block of shards (one row group of each
-    staged file) per task; yields ``(shard, rows, version)`` in shard order."""
+    staged file) per task; yields ``(shard, rows, source_version)`` in shard order."""
     shards = sorted({int(key) for key in keys})
     blocks = [list(group) for _, group in itertools.groupby(shards, key=lambda shard: shard // BLOCK_SHARDS)]
     write_block = functools.partial(_write_raw_block, list(source.files), layout)
     for written in map_in_processes(write_block, blocks, workers):
         yield from written
+
+
+def source_versions(source: ResolvedSource, layout: DataLayout) -> dict[str, str]:
+    """The source version of each of the 1000 shards, from the staged copy (stage it first)."""
+    staged = StagedSource(source.files, layout.staged_dir)
+    return {
+        SHARD_KEYS[shard]: source_version(rows.drop_columns(STAGING_COLUMNS))
+        for shard, rows in staged.iter_shard_tables(range(len(SHARD_KEYS)))
+    }
 
 
 def map_shards(

@@ -11,6 +11,7 @@ from e6_assets.layout import DataLayout
 from e6_assets.parallel import worker_count
 from e6_assets.publish import DEFAULT_PREFIX, DEFAULT_REVISION, PublishTarget
 from e6_assets.sample import DEFAULT_ROWS, resolve_sample
+from e6_assets.settings import DEFAULTS
 from e6_assets.sources import ResolvedSource, resolve_hub, resolve_local
 from e6_assets.universe import ResolvedUniverse, resolve_universe
 
@@ -18,7 +19,7 @@ from e6_assets.universe import ResolvedUniverse, resolve_universe
 class CaptionSource(dg.ConfigurableResource):
     """The monthly caption files: ``sample[:ROWS]``, ``hf://datasets/OWNER/REPO[@REV]`` or a folder."""
 
-    spec: str = "sample"
+    spec: str = DEFAULTS["E6_SOURCE"]
     hub_cache_dir: str | None = None  # default: huggingface_hub's own (HF_HUB_CACHE / HF_HOME)
 
     def resolve(self, data_dir: Path) -> ResolvedSource:
@@ -35,7 +36,7 @@ class DataDir(dg.ConfigurableResource):
     """The data root; every asset's files live under it (see ``DataLayout``). And how many worker
     processes a step spreads its shards over: ``workers`` if set, else ``E6_WORKERS``, else every core."""
 
-    path: str = "data"
+    path: str = DEFAULTS["E6_DATA_DIR"]
     workers: int | None = None
 
     def layout(self) -> DataLayout:

@@ -7,11 +7,13 @@ import warnings
 from pathlib import Path
 
 import dagster as dg
+import orjson
 import pytest
 
 from e6_assets import pipeline
 from e6_assets.layout import DataLayout
 from e6_assets.sample import write_sample
+from e6_assets.shards import shard_key
 from e6_assets.sources import resolve_local
 
 pytest_plugins = ["e6_assets_tests.services"]  # PostgreSQL and Redis for the deployment tests
@@ -20,7 +22,7 @@ SAMPLE_ROWS = 3_000
 
 # The Hub is never reached from the tests: huggingface_hub reads this once, when first imported.
 os.environ["HF_HUB_OFFLINE"] = "1"
-# Optional settings are read through dg.EnvVar, which needs them set: empty means not configured.
+# Optional settings, empty: not configured (as their defaults in the code location are).
 os.environ.setdefault("E6_ID_UNIVERSE", "")
 os.environ.setdefault("E6_MISSING_CAPTION_WARN", "")
 for _name in ("E6_CAPTION_OVERRIDES", "E6_RECAPTION_LISTS", "E6_TAG_ONLY_WARN"):
@@ -68,3 +70,23 @@ def instance() -> dg.DagsterInstance:
 
 def range_tags(first: str, last: str) -> dict[str, str]:
     return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+
+
+def change_one_caption(
+    source: Path, shards: list[str], text: str = "A corrected caption of a fox in the snow"
+) -> str:
+    """Rewrite the regular_summary of one row of one of ``shards`` (the same row for the same
+    ``shards``) to ``text``; returns that row's shard."""
+    for path in sorted(source.glob("*_grouped.jsonl"), reverse=True):
+        lines = path.read_bytes().split(b"\n")
+        for index, line in enumerate(lines):
+            if not line:
+                continue
+            row = orjson.loads(line)
+            good = row.get("response_finish_reason") == "STOP" and row.get("regular_summary")
+            if good and shard_key(row["id"]) in shards:
+                row["regular_summary"] = text
+                lines[index] = orjson.dumps(row)
+                path.write_bytes(b"\n".join(lines))
+                return shard_key(row["id"])
+    raise AssertionError("no row with a summary in the given shards")

@@ -88,6 +88,31 @@ def stop(process: subprocess.Popen, grace: float = 20.0) -> None:
 
 
 @contextmanager
+def _serving(
+    command: list[str], cwd: Path, env: dict[str, str], log: Path, startup_timeout: float
+) -> Iterator[str]:
+    """Run a ``dagster dev``-like command (with ``-h``/``-p`` appended) in its own session until the
+    block ends; yields its URL once it serves."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*command, *["-h", "127.0.0.1"], *["-p", str(port)]],
+            cwd=cwd,
+            env={**env, "PYTHONWARNINGS": "ignore"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_until_serving(process, url, log, startup_timeout)
+        graphql(url, "mutation { setNuxSeen }")  # the one-time newsletter prompt would cover the page
+        yield url
+    finally:
+        stop(process)
+
+
+@contextmanager
 def dagster_dev(
     workdir: Path,
     source: Path,
@@ -104,41 +129,42 @@ def dagster_dev(
     home, data_dir = workdir / "dagster_home", workdir / "data"
     home.mkdir(parents=True)
     shutil.copyfile(dagster_yaml, home / "dagster.yaml")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
         **(extra_env or {}),
         "DAGSTER_HOME": str(home),
         "E6_SOURCE": str(source),
         "E6_DATA_DIR": str(data_dir),
-        "PYTHONWARNINGS": "ignore",
     }
+    command = [sys.executable, "-m", "dagster", "dev", "-w", str(REPO / "workspace.yaml")]
     log = workdir / "dagster-dev.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dagster",
-                "dev",
-                "-w",
-                str(REPO / "workspace.yaml"),
-                *["-h", "127.0.0.1"],
-                *["-p", str(port)],
-            ],
-            cwd=workdir,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_until_serving(process, url, log, startup_timeout)
-        graphql(url, "mutation { setNuxSeen }")  # the one-time newsletter prompt would cover the page
+    with _serving(command, workdir, env, log, startup_timeout) as url:
         yield UiServer(url=url, home=home, data_dir=data_dir, log=log)
-    finally:
-        stop(process)
+
+
+PROJECT_FILES = ["pyproject.toml", "workspace.yaml", "dagster.yaml", "e6_assets"]
+
+
+def project_copy(folder: Path) -> Path:
+    """The project's files as a fresh clone has them (no data, no instance, no ``.env``), in ``folder``."""
+    folder.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copyfile(REPO / name, folder / name)
+    return folder
+
+
+@contextmanager
+def dg_dev(
+    project: Path, env: dict[str, str], log: Path, startup_timeout: float = 120.0
+) -> Iterator[UiServer]:
+    """``dg dev`` in the root of ``project`` (see ``project_copy``), as the README runs it, with
+    exactly the environment ``env``: the settings are whatever the code location makes of it."""
+    dg = Path(sys.executable).with_name("dg")
+    with _serving([str(dg), "dev"], project, env, log, startup_timeout) as url:
+        yield UiServer(url=url, home=Path(env["DAGSTER_HOME"]), data_dir=project / "data", log=log)
 
 
 LAUNCH_BACKFILL = """
@@ -196,3 +222,82 @@ def run_backfill(url: str, assets: list[str], partitions: list[str], timeout: fl
 
 def run_tags(run: dict) -> dict[str, str]:
     return {tag["key"]: tag["value"] for tag in run["tags"]}
+
+
+def location_name(url: str) -> str:
+    """The name of the one code location the server loaded."""
+    entries = graphql_data(url, "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }", {})
+    [entry] = entries["workspaceOrError"]["locationEntries"]
+    return entry["name"]
+
+
+LAUNCH_RUN = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on InvalidSubsetError { message }
+  }
+}
+"""
+
+
+def launch_job(url: str, job: str) -> str:
+    """Launch a job as its Launchpad does, with no run config; returns the run id."""
+    params = {
+        "selector": {
+            "repositoryLocationName": location_name(url),
+            "repositoryName": "__repository__",
+            "jobName": job,
+        },
+        "mode": "default",
+        "runConfigData": {},
+        "executionMetadata": {"tags": []},
+    }
+    launched = graphql_data(url, LAUNCH_RUN, {"params": params})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    return launched["run"]["runId"]
+
+
+START_SENSOR = """
+mutation Start($selector: SensorSelector!) {
+  startSensor(sensorSelector: $selector) {
+    __typename
+    ... on Sensor { sensorState { status } }
+    ... on PythonError { message }
+  }
+}
+"""
+SENSOR_TICKS = """
+query Ticks($selector: SensorSelector!) {
+  sensorOrError(sensorSelector: $selector) {
+    __typename
+    ... on Sensor {
+      sensorState { ticks(limit: 20) { status timestamp endTimestamp requestedAssetMaterializationCount } }
+    }
+  }
+}
+"""
+
+
+def _sensor_selector(url: str, sensor: str) -> dict[str, str]:
+    return {
+        "repositoryLocationName": location_name(url),
+        "repositoryName": "__repository__",
+        "sensorName": sensor,
+    }
+
+
+def start_sensor(url: str, sensor: str) -> None:
+    """Turn a sensor on, as its toggle in the UI does."""
+    started = graphql_data(url, START_SENSOR, {"selector": _sensor_selector(url, sensor)})["startSensor"]
+    assert started["__typename"] == "Sensor", started
+
+
+def sensor_ticks(url: str, sensor: str) -> list[dict]:
+    """The sensor's latest ticks, newest first."""
+    found = graphql_data(url, SENSOR_TICKS, {"selector": _sensor_selector(url, sensor)})["sensorOrError"]
+    assert found["__typename"] == "Sensor", found
+    return found["sensorState"]["ticks"]

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import orjson
 import pytest
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
@@ -36,9 +35,9 @@ from e6_assets.schedules import (
     observe_source,
     shard_ranges,
 )
-from e6_assets.shards import SHARD_KEYS, shard_key
+from e6_assets.shards import SHARD_KEYS
 from e6_assets.versions import DATA_VERSION_TAG
-from e6_assets_tests.conftest import range_tags
+from e6_assets_tests.conftest import change_one_caption, range_tags
 
 PER_SHARD_KEYS = [RAW_CAPTIONS, REARRANGED_CAPTIONS, CAPTION_TARS]
 
@@ -123,23 +122,6 @@ def record_built(instance: dg.DagsterInstance, keys: list[dg.AssetKey], shards: 
     for key in keys:
         for shard in shards:
             instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=shard))
-
-
-def change_one_caption(source: Path, shards: list[str]) -> str:
-    """Rewrite the regular_summary of one row of one of ``shards``; returns that row's shard."""
-    for path in sorted(source.glob("*_grouped.jsonl"), reverse=True):
-        lines = path.read_bytes().split(b"\n")
-        for index, line in enumerate(lines):
-            if not line:
-                continue
-            row = orjson.loads(line)
-            good = row.get("response_finish_reason") == "STOP" and row.get("regular_summary")
-            if good and shard_key(row["id"]) in shards:
-                row["regular_summary"] = "A corrected caption of a fox in the snow"
-                lines[index] = orjson.dumps(row)
-                path.write_bytes(b"\n".join(lines))
-                return shard_key(row["id"])
-    raise AssertionError("no row with a summary in the given shards")
 
 
 def requested(result: dg.EvaluateAutomationConditionsResult) -> dict[str, list[str] | int]:
@@ -318,3 +300,71 @@ def test_shard_ranges_joins_the_closest_ranges_down_to_the_limit() -> None:
     assert shard_ranges(keys, max_ranges=2) == [("0001", "0010"), ("0500", "0990")]
     assert shard_ranges(keys, max_ranges=1) == [("0001", "0990")]
     assert shard_ranges([]) == []
+
+
+@pytest.fixture(scope="module")
+def built_first(
+    tmp_path_factory: pytest.TempPathFactory, sample_dir: Path
+) -> Iterator[tuple[State, dg.DagsterInstance]]:
+    """The path a user takes: every shard built (as ``e6-assets build`` does, one ranged run) on an
+    instance where the source was never observed. Tests leave it settled: every shard built from its
+    current rows."""
+    root = tmp_path_factory.mktemp("built-first")
+    state = State(root / "source", root / "data")
+    shutil.copytree(sample_dir, state.source)
+    with dg.DagsterInstance.ephemeral() as ephemeral:
+        state.build(ephemeral, SHARD_KEYS[0], SHARD_KEYS[-1])
+        yield state, ephemeral
+
+
+def source_files(source: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in source.glob("*_grouped.jsonl")}
+
+
+def restore(files: dict[Path, bytes]) -> None:
+    for path, content in files.items():
+        if path.read_bytes() != content:
+            path.write_bytes(content)
+
+
+def test_observation_after_a_build_finds_the_rows_the_build_read_and_requests_nothing(
+    built_first: tuple[State, dg.DagsterInstance],
+) -> None:
+    state, instance = built_first
+    defs = state.defs()
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance)  # the sensor turned on
+    assert state.observe(instance) == 0
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+    assert requested(tick) == {}
+
+    shard = change_one_caption(state.source, SHARD_KEYS[40:50])
+    assert state.observe(instance) == 1
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+    assert requested(tick) == {key.to_user_string(): [shard] for key in PER_SHARD_KEYS}
+    state.build(instance, shard, shard)  # what the sensor's backfill runs: the instance is settled again
+
+
+def test_a_build_from_rows_other_than_the_observed_ones_brings_the_observation_up_to_date(
+    built_first: tuple[State, dg.DagsterInstance],
+) -> None:
+    """Observed with a change, then built from the old rows again (the source was put back), then
+    changed once more: the last observation must count as a change, though it finds the rows the
+    earlier observation recorded."""
+    state, instance = built_first
+    defs = state.defs()
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    original = source_files(state.source)
+    shard = change_one_caption(state.source, SHARD_KEYS[60:70])
+    changed = source_files(state.source)
+    assert state.observe(instance) == 1
+    restore(original)
+    state.build(instance, shard, shard)  # by hand, before the sensor's request ran
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+    assert {k: v for k, v in requested(tick).items() if k != "meta_cap"} == {}
+
+    restore(changed)
+    assert state.observe(instance) == 1
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+    assert requested(tick) == {key.to_user_string(): [shard] for key in PER_SHARD_KEYS}
+    restore(original)
+    state.build(instance, shard, shard)

@@ -19,13 +19,13 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 
 from e6_assets import pipeline
 from e6_assets.assets.per_shard import PER_SHARD, StepProgress
-from e6_assets.assets.source import CAPTION_SOURCE
+from e6_assets.assets.source import CAPTION_SOURCE, RAW_CAPTIONS
 from e6_assets.automation import rebuild_on_change
 from e6_assets.jsonl import SourceError
 from e6_assets.partitions import SHARDS
 from e6_assets.resources import CaptionSource, DataDir
+from e6_assets.versions import DATA_VERSION_TAG, SOURCE_VERSION, latest_versions
 
-RAW_CAPTIONS = dg.AssetKey("raw_captions")
 CAPTION_OVERRIDES = dg.AssetKey("caption_overrides")
 REARRANGED_CAPTIONS = dg.AssetKey("rearranged_captions")
 CAPTION_TARS = dg.AssetKey("caption_tars")
@@ -69,6 +69,26 @@ def _aimed_at_latest(
         )
 
 
+def _observations_behind(
+    instance: dg.DagsterInstance, built: dict[str, str]
+) -> Iterator[dg.AssetObservation]:
+    """An observation of ``caption_source`` for each shard whose latest observation differs from the
+    rows this build read (the source changed, or changed back, since it was observed).
+
+    The build records the version it read in each shard's metadata (``source_version``), which is
+    what an observation compares against for a shard never observed. An observed shard's version
+    must also be brought up to date here, in the same run: an observation that later found the
+    shard's old rows again would otherwise record the version it already holds, which Dagster does
+    not count as a change. Yielded before the materializations, so that the automation sensor sees
+    them together or while this run is in progress, and requests nothing for them. After a build
+    whose shards were observed as they are, there are none.
+    """
+    observed = latest_versions(instance, CAPTION_SOURCE, built)
+    for key, version in built.items():
+        if key in observed and observed[key] != version:
+            yield dg.AssetObservation(CAPTION_SOURCE, partition=key, tags={DATA_VERSION_TAG: version})
+
+
 @dg.asset(
     key=RAW_CAPTIONS,
     automation_condition=rebuild_on_change(),
@@ -95,12 +115,16 @@ def raw_captions(context: dg.AssetExecutionContext, source: CaptionSource, data_
     except SourceError as error:
         raise dg.Failure(description=str(error)) from error
     keys = context.partition_keys
+    built: dict[str, str] = {}
     with StepProgress(context, len(keys)) as progress:
-        for key, rows, _ in pipeline.write_raw_shards(resolved, layout, keys, workers):
+        for key, rows, version in pipeline.write_raw_shards(resolved, layout, keys, workers):
             context.add_asset_metadata(
-                {"rows": rows, "path": dg.MetadataValue.path(str(layout.raw(key)))}, partition_key=key
+                {"rows": rows, SOURCE_VERSION: version, "path": dg.MetadataValue.path(str(layout.raw(key)))},
+                partition_key=key,
             )
+            built[key] = version
             progress.advance(rows)
+    yield from _observations_behind(context.instance, built)
     yield dg.MaterializeResult(
         metadata={
             "source": resolved.description,

@@ -2,23 +2,27 @@
 
 An observation stages the source (only files whose size or modification time changed are parsed
 again), hashes each shard's rows, and records a data version for every shard whose hash differs
-from the one last recorded. A new Hub commit that leaves a shard's rows alone leaves that shard's
-version alone, so only the shards that really changed become eligible for a rebuild downstream.
+from the version the instance already knows (``e6_assets.versions``): the latest observation, or for
+a shard never observed, the ``source_version`` its latest ``raw_captions`` build recorded. So a new
+Hub commit that leaves a shard's rows alone leaves that shard's version alone, and an observation
+after a build finds nothing changed: only the shards whose rows really changed become eligible for a
+rebuild downstream.
 """
 
 from __future__ import annotations
 
 import dagster as dg
 
-from e6_assets.fingerprints import source_fingerprint, table_version
+from e6_assets import pipeline
+from e6_assets.fingerprints import source_fingerprint
 from e6_assets.jsonl import SourceError
 from e6_assets.partitions import SHARDS
 from e6_assets.resources import CaptionSource, DataDir
-from e6_assets.shards import SHARD_KEYS
-from e6_assets.staging import STAGING_COLUMNS, StagedSource, stage_source
-from e6_assets.versions import latest_versions
+from e6_assets.staging import stage_source
+from e6_assets.versions import built_source_versions, latest_versions
 
 CAPTION_SOURCE = dg.AssetKey("caption_source")
+RAW_CAPTIONS = dg.AssetKey("raw_captions")  # its builds record the source version they read
 
 
 def source_revision(resolved) -> str:
@@ -31,12 +35,16 @@ def shard_versions(source: CaptionSource, data_dir: DataDir) -> tuple[str, dict[
     layout = data_dir.layout()
     resolved = source.resolve(layout.root)
     stage_source(resolved.files, layout.staged_dir)
-    staged = StagedSource(resolved.files, layout.staged_dir)
-    versions = {
-        SHARD_KEYS[shard]: table_version(rows.drop_columns(STAGING_COLUMNS))
-        for shard, rows in staged.iter_shard_tables(range(len(SHARD_KEYS)))
-    }
-    return source_revision(resolved), versions
+    return source_revision(resolved), pipeline.source_versions(resolved, layout)
+
+
+def known_versions(instance: dg.DagsterInstance) -> dict[str, str]:
+    """The version the instance knows for each shard: its latest observation, else (never observed)
+    the version its latest build read. A build keeps an observed shard's observation current (see
+    ``raw_captions``), so the observation, when there is one, is never older than the build."""
+    known = latest_versions(instance, CAPTION_SOURCE)
+    unobserved = set(SHARDS.get_partition_keys()) - set(known)
+    return {**built_source_versions(instance, RAW_CAPTIONS, unobserved), **known}
 
 
 @dg.observable_source_asset(
@@ -46,7 +54,9 @@ def shard_versions(source: CaptionSource, data_dir: DataDir) -> tuple[str, dict[
     description=(
         "The monthly YYYY-MM_grouped.jsonl files of lodestones/e621-captions (or the folder or sample "
         "E6_SOURCE names). Observed on a schedule and from the UI: each shard's data version is a hash "
-        "of that shard's source rows, so only shards whose rows changed are rebuilt downstream."
+        "of that shard's source rows, recorded only when it differs from what the instance knows (the "
+        "last observation, or the rows the last build read), so only shards whose rows changed are "
+        "rebuilt downstream."
     ),
 )
 def caption_source(
@@ -56,7 +66,7 @@ def caption_source(
         revision, versions = shard_versions(source, data_dir)
     except SourceError as error:
         raise dg.Failure(description=str(error)) from error
-    previous = latest_versions(context.instance, CAPTION_SOURCE)
-    changed = {key: version for key, version in versions.items() if previous.get(key) != version}
+    known = known_versions(context.instance)
+    changed = {key: version for key, version in versions.items() if known.get(key) != version}
     context.log.info(f"source revision {revision}: {len(changed)} of {len(versions)} shards changed")
     return dg.DataVersionsByPartition({key: dg.DataVersion(v) for key, v in changed.items()})
