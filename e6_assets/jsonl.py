@@ -42,6 +42,17 @@ _BLANK = b" \t\r"  # what the reader skips as an empty line
 _INT64 = (-(2**63), 2**63 - 1)
 
 
+def id_problem(post_id: object) -> str | None:
+    """What is wrong with a line's ``"id"`` value (absent, not an integer, beyond int64), if anything."""
+    if post_id is None:
+        return 'no "id"'
+    if isinstance(post_id, bool) or not isinstance(post_id, int):
+        return f'"id" is not an integer: {post_id!r}'
+    if not _INT64[0] <= post_id <= _INT64[1]:
+        return f'"id" is out of range (a 64-bit signed integer): {post_id}'
+    return None
+
+
 class SourceError(ValueError):
     """Bad input in a source file; the message names the file and line."""
 
@@ -182,12 +193,9 @@ def describe_line(raw: bytes, reader_problem: str) -> str:
     if repeated:
         return f'"{repeated[0]}" appears more than once'
     post_id = row.get("id")
-    if post_id is None:
-        return 'no "id"'
-    if isinstance(post_id, bool) or not isinstance(post_id, int):
-        return f'"id" is not an integer: {post_id!r}'
-    if not _INT64[0] <= post_id <= _INT64[1]:
-        return f'"id" is out of range (a 64-bit signed integer): {post_id}'
+    problem = id_problem(post_id)
+    if problem:
+        return problem
     for name in TEXT_FIELDS:
         value = row.get(name)
         if value is not None and not isinstance(value, str):

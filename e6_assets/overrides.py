@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 from e6_assets.atomic import atomic_path
 from e6_assets.captions import last_row_of_each_id
 from e6_assets.fingerprints import table_version
+from e6_assets.jsonl import id_problem
 from e6_assets.layout import DataLayout
 from e6_assets.shards import SHARD_COUNT, SHARD_KEYS
 
@@ -46,7 +47,6 @@ OVERRIDE_SCHEMA = pa.schema(
 )
 NO_OVERRIDES = "none"  # the data version of a shard without overrides
 _VERSION_KEY = b"e6_assets.overrides_version"
-_INT64 = (-(2**63), 2**63 - 1)
 
 
 class OverrideError(ValueError):
@@ -58,12 +58,9 @@ def _describe(row: object) -> tuple[int, str | None, str] | str:
     if not isinstance(row, dict):
         return "expected a JSON object"
     post_id = row.get("id")
-    if post_id is None:
-        return 'no "id"'
-    if isinstance(post_id, bool) or not isinstance(post_id, int):
-        return f'"id" is not an integer: {post_id!r}'
-    if not _INT64[0] <= post_id <= _INT64[1]:
-        return f'"id" is out of range (a 64-bit signed integer): {post_id}'
+    problem = id_problem(post_id)
+    if problem:
+        return problem
     caption, model = row.get("caption"), row.get("model")
     if caption is not None and not isinstance(caption, str):
         return f'id {post_id}: "caption" is neither a string nor null: {caption!r}'
