@@ -98,14 +98,22 @@ def wait_for(condition: Callable[[], bool], what: str) -> None:
 
 
 def settled(session: Session) -> bool:
-    """No run or backfill going, and the sensor's last two ticks, both after the last run ended,
-    requested nothing."""
+    """No run or backfill going, and the sensor's last two ticks, both after the last run and the
+    last backfill ended, requested nothing.
+
+    A backfill ends some time after its last run: until the backfill daemon records that run's
+    materializations in the backfill, the automation counts the backfill's assets as in progress
+    and holds back what depends on them. Ticks from that interval prove nothing.
+    """
     with session.instance() as instance:
         if instance.get_runs_count(dg.RunsFilter(statuses=IN_PROGRESS)):
             return False
         if instance.get_backfills(status=BulkActionStatus.REQUESTED):
             return False
-        last_end = max((record.end_time or 0.0) for record in instance.get_run_records(limit=50))
+        run_ends = [record.end_time or 0.0 for record in instance.get_run_records(limit=50)]
+        backfills = instance.get_backfills(limit=10)
+        backfill_ends = [backfill.backfill_end_timestamp or 0.0 for backfill in backfills]
+        last_end = max(run_ends + backfill_ends)
     ticks = [tick for tick in sensor_ticks(session.server.url, AUTOMATION_SENSOR) if tick["endTimestamp"]]
     assert all(tick["status"] != "FAILURE" for tick in ticks), ticks
     recent = [tick for tick in ticks if tick["timestamp"] > last_end][:2]
