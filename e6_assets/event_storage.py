@@ -6,12 +6,14 @@ most of it engine and statement set-up, and a build of 1000 shards stores thousa
 subclass keeps one engine per database file (the index and the most recent runs'), so connections
 and compiled statements are reused, and writes a batch of events (``DAGSTER_EVENT_BATCH_SIZE``; a
 ranged run's materializations come as one batch) in one transaction per database file instead of one
-per event. The tables, files and queries are Dagster's own: an instance can switch between this class
-and the default at any time.
+per event. Dagster batches only materializations; ``stored_together`` gives the same to any events a
+step records in a row, such as its per-shard check results. The tables, files and queries are
+Dagster's own: an instance can switch between this class and the default at any time.
 
-It overrides ``_connect`` and ``_has_asset_key_index_cols_on_connection``, which are not public
-Dagster APIs (there is no public hook for how the SQLite storage connects or caches its schema); the
-README says so. Configure it in ``dagster.yaml``::
+It overrides ``_connect``, ``_has_asset_key_index_cols_on_connection`` and ``_store_asset_event``,
+which are not public Dagster APIs (there is no public hook for how the SQLite storage connects,
+caches its schema or keeps each asset's latest event); the README says so. Configure it in
+``dagster.yaml``::
 
     event_log_storage:
       module: e6_assets.event_storage
@@ -121,22 +123,80 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             self._schema_present.add("asset_key_index_cols")
         return True
 
+    @contextmanager
+    def one_transaction(self) -> Iterator[None]:
+        """Every event this thread stores inside the block is written in one transaction per
+        database file, committed when the block ends (rolled back if it raises). Inside a block
+        already open, nothing more."""
+        if getattr(self._batch, "open", None) is not None:
+            yield
+            return
+        with self._db_lock, ExitStack() as stack:
+            self._batch.open = (stack, {})
+            try:
+                yield
+            finally:
+                self._batch.open = None
+
     def store_event_batch(self, events: Sequence[Any]) -> None:
         """Store ``events`` as ``store_event`` would, in one transaction per database file.
 
         If anything fails, every transaction of the batch rolls back and Dagster stores the events
         one by one (``DagsterInstance.handle_new_event`` falls back to that).
         """
-        with self._db_lock, ExitStack() as stack:
-            self._batch.open = (stack, {})
+        with self.one_transaction():
+            self._batch.superseded = _superseded_asset_entries(events)
             try:
                 for event in events:
                     self.store_event(event)
             finally:
-                self._batch.open = None
+                self._batch.superseded = frozenset()
+
+    def _store_asset_event(self, conn: Connection, event: Any, event_id: int) -> None:
+        # Each asset's row of the asset_keys table holds its latest event of each kind: in a batch
+        # of 1000 materializations of one asset, 999 rows written and overwritten in the same
+        # transaction. Only the batch's last event of each kind and asset writes it, which leaves
+        # the row as writing every one would. A private Dagster method, like ``_connect``.
+        if id(event) not in getattr(self._batch, "superseded", ()):
+            super()._store_asset_event(conn, event, event_id)
 
     def dispose(self) -> None:
         for engine in self._engines.values():
             engine.dispose()
         self._engines.clear()
         super().dispose()
+
+
+def _superseded_asset_entries(events: Sequence[Any]) -> frozenset[int]:
+    """The ``id()`` of each event of ``events`` followed, later in ``events``, by an event of the
+    same kind for the same asset: the asset_keys row the first writes, the later one overwrites
+    column for column."""
+    later: set[tuple[Any, Any]] = set()
+    superseded: set[int] = set()
+    for event in reversed(events):
+        dagster_event = event.dagster_event if event.is_dagster_event else None
+        if dagster_event is None or dagster_event.asset_key is None:
+            continue
+        kind = (dagster_event.event_type_value, dagster_event.asset_key)
+        if kind in later:
+            superseded.add(id(event))
+        later.add(kind)
+    return frozenset(superseded)
+
+
+@contextmanager
+def stored_together(instance: dg.DagsterInstance) -> Iterator[None]:
+    """The events stored inside the block in one transaction per database file, where the instance
+    keeps its events in this class's storage; elsewhere (PostgreSQL, Dagster's own SQLite class) as
+    usual, one at a time.
+
+    A step wraps the events it yields in a row in this (its per-shard check results: 1000 events,
+    which Dagster does not batch): each is still stored as it is yielded, by the same thread, but
+    they are committed together, a thousand commits fewer per step.
+    """
+    storage = instance.event_log_storage
+    if isinstance(storage, PooledSqliteEventLogStorage):
+        with storage.one_transaction():
+            yield
+    else:
+        yield

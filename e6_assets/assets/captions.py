@@ -21,6 +21,7 @@ from e6_assets import pipeline
 from e6_assets.assets.per_shard import PER_SHARD, StepProgress
 from e6_assets.assets.source import CAPTION_SOURCE, RAW_CAPTIONS
 from e6_assets.automation import rebuild_on_change
+from e6_assets.event_storage import stored_together
 from e6_assets.jsonl import SourceError
 from e6_assets.partitions import SHARDS
 from e6_assets.resources import CaptionSource, DataDir
@@ -40,7 +41,7 @@ def _aimed_at_latest(
     Yielded after the step's MaterializeResult: a partitioned check result counts as current (and
     ``AutomationCondition.all_deps_blocking_checks_passed()`` sees it) only when it targets the
     latest materialization of its partition, and a raw ``AssetCheckEvaluation`` carries no target
-    unless given one.
+    unless given one. Stored in one transaction: Dagster writes each check result on its own.
     """
     keys = {check.partition for check in checks if check.partition}
     latest = instance.get_latest_storage_id_by_partition(
@@ -55,18 +56,19 @@ def _aimed_at_latest(
         )
         for record in records
     }
-    for check in checks:
-        yield dg.AssetCheckEvaluation(
-            asset_key=check.asset_key,
-            check_name=check.check_name,
-            passed=check.passed,
-            metadata=check.metadata,
-            target_materialization_data=targets.get(check.partition),
-            severity=check.severity,
-            description=check.description,
-            blocking=check.blocking,
-            partition=check.partition,
-        )
+    with stored_together(instance):
+        for check in checks:
+            yield dg.AssetCheckEvaluation(
+                asset_key=check.asset_key,
+                check_name=check.check_name,
+                passed=check.passed,
+                metadata=check.metadata,
+                target_materialization_data=targets.get(check.partition),
+                severity=check.severity,
+                description=check.description,
+                blocking=check.blocking,
+                partition=check.partition,
+            )
 
 
 def _observations_behind(
