@@ -10,10 +10,10 @@ per event. Dagster batches only materializations; ``stored_together`` gives the 
 step records in a row, such as its per-shard check results. The tables, files and queries are
 Dagster's own: an instance can switch between this class and the default at any time.
 
-It overrides ``_connect``, ``_has_asset_key_index_cols_on_connection`` and ``_store_asset_event``,
-which are not public Dagster APIs (there is no public hook for how the SQLite storage connects,
-caches its schema or keeps each asset's latest event); the README says so. Configure it in
-``dagster.yaml``::
+It overrides ``_connect``, ``_has_asset_key_index_cols_on_connection``, ``_store_asset_event`` and
+``_store_asset_check_evaluation_planned``, which are not public Dagster APIs (there is no public hook
+for how the SQLite storage connects, caches its schema, keeps each asset's latest event or plans a
+check); the README says so. Configure it in ``dagster.yaml``::
 
     event_log_storage:
       module: e6_assets.event_storage
@@ -32,8 +32,10 @@ from typing import Any
 import dagster as dg
 import sqlalchemy as db
 from dagster._config import StringSource
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
-from dagster._serdes import ConfigurableClassData
+from dagster._serdes import ConfigurableClassData, serialize_value
 from sqlalchemy.engine import Connection, Engine
 
 _BUSY_TIMEOUT_SECONDS = 30  # as Dagster's own SQLite storages wait on a locked database
@@ -165,6 +167,26 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             engine.dispose()
         self._engines.clear()
         super().dispose()
+
+    def _store_asset_check_evaluation_planned(self, event: Any, event_id: int | None) -> None:
+        # One row per planned partition, each holding the planned event. Dagster's own method
+        # serializes that event again for every row: a ranged step plans 1000 shards, and its
+        # event lists all 1000, so a million partition keys are serialized per check, over a second
+        # before each build's first step. The same rows, with the event serialized once.
+        planned = event.dagster_event.event_specific_data
+        subset = planned.partitions_subset
+        row = {
+            "asset_key": planned.asset_key.to_string(),
+            "check_name": planned.check_name,
+            "run_id": event.run_id,
+            "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
+            "evaluation_event": serialize_value(event),
+            "evaluation_event_timestamp": self._event_insert_timestamp(event),
+            "evaluation_event_storage_id": event_id,
+        }
+        rows = [{**row, "partition": key} for key in (subset.get_partition_keys() if subset else [None])]
+        with self.index_connection() as conn:
+            conn.execute(AssetCheckExecutionsTable.insert(), rows)
 
 
 def _superseded_asset_entries(events: Sequence[Any]) -> frozenset[int]:
