@@ -42,7 +42,7 @@ What the runner lays out, without touching the scripts:
   a path that does not exist as literal JSON ("Expected object or value"); the real dataset has all 215
   months, the synthetic sample leaves one out on purpose.
 - ``meta_lat.json``, the id universe the merge needs: the synthetic universe of the sample
-  (``e6_assets.sample.write_sample_universe``, the one ``E6_ID_UNIVERSE=sample:ROWS`` uses), which has
+  (``e6_assets.core.sample.write_sample_universe``, the one ``E6_ID_UNIVERSE=sample:ROWS`` uses), which has
   posts without tags or ``train_resolution``; or the file given with ``--universe``. The merge takes
   both keys as given: it raises KeyError at the first entry without ``tags`` (falling back to the tags of
   a post without a caption, or reading them from an entry that has other keys) or without
@@ -211,7 +211,7 @@ def run_author_scripts(
     if universe is not None:
         shutil.copyfile(universe, merge_dirs[0] / "meta_lat.json")
     else:
-        from e6_assets.sample import DEFAULT_SEED, write_sample_universe
+        from e6_assets.core.sample import DEFAULT_SEED, write_sample_universe
 
         if universe_rows is None:
             raise SystemExit("give --universe-rows (the rows the source was generated with) or --universe")

@@ -8,11 +8,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from e6_assets import pipeline
-from e6_assets.layout import DataLayout
-from e6_assets.parallel import worker_count
-from e6_assets.shards import SHARD_KEYS
-from e6_assets.sources import resolve_local
+from e6_assets.core import pipeline
+from e6_assets.core.layout import DataLayout
+from e6_assets.core.parallel import worker_count
+from e6_assets.core.shards import SHARD_KEYS
+from e6_assets.core.sources import resolve_local
 
 
 def main(step: str, source_dir: str, data_dir: str, shards: list[str]) -> None:

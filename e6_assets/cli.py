@@ -11,14 +11,14 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from e6_assets.settings import DEFAULTS
-from e6_assets.shards import SHARD_KEYS, parse_shard_range
-from e6_assets.sources import SourceNotFound
+from e6_assets.core.settings import DEFAULTS
+from e6_assets.core.shards import SHARD_KEYS, parse_shard_range
+from e6_assets.core.sources import SourceNotFound
 
 if TYPE_CHECKING:
     import dagster as dg
 
-    from e6_assets.layout import DataLayout
+    from e6_assets.core.layout import DataLayout
 
 # Dagster is imported inside the commands, not here: the build's worker processes import the main
 # module (this one, when run as ``e6-assets``) before they start, and need none of Dagster.
@@ -65,7 +65,7 @@ def _apply_settings(args: argparse.Namespace) -> None:
 
 
 def _check_source() -> None:
-    from e6_assets.resources import CaptionSource, DataDir
+    from e6_assets.defs.resources import CaptionSource, DataDir
 
     data_dir = DataDir(path=os.environ["E6_DATA_DIR"]).layout().root
     resolved = CaptionSource(spec=os.environ["E6_SOURCE"]).resolve(data_dir)
@@ -100,9 +100,9 @@ def _run(
 ) -> dg.ExecuteInProcessResult:
     """One in-process run (of ``selection`` among ``assets``, by default the build's), tagged with this
     process (see ``run_recovery``), once the pool is free."""
-    from e6_assets.assets import ALL_ASSETS
-    from e6_assets.assets.per_shard import SHARD_POOL
     from e6_assets.definitions import resources
+    from e6_assets.defs.assets import ALL_ASSETS
+    from e6_assets.defs.per_shard import SHARD_POOL
     from e6_assets.run_recovery import process_tags, wait_for_pool
 
     wait_for_pool(instance, SHARD_POOL, _say)
@@ -122,7 +122,7 @@ def _run(
 
 def _recover(instance: dg.DagsterInstance, data_root: Path) -> None:
     """Clean up after a build that was killed: its runs, its pool slots, its temporary files."""
-    from e6_assets.atomic import remove_stale_temp_files
+    from e6_assets.core.atomic import remove_stale_temp_files
     from e6_assets.run_recovery import recover_dead_runs, run_process
 
     for run in recover_dead_runs(instance):
@@ -138,13 +138,13 @@ def build(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
-    from e6_assets.assets import MERGED_ASSETS, PER_SHARD_ASSETS
-    from e6_assets.assets.captions import MERGED_CAPTION_ASSETS, PER_SHARD_CAPTION_ASSETS
-    from e6_assets.assets.merge import summary_of
-    from e6_assets.captions import CaptionCounts
-    from e6_assets.locks import build_locks
-    from e6_assets.pipeline import read_counts
-    from e6_assets.resources import DataDir
+    from e6_assets.core.captions import CaptionCounts
+    from e6_assets.core.locks import build_locks
+    from e6_assets.core.pipeline import read_counts
+    from e6_assets.defs.assets import MERGED_ASSETS, PER_SHARD_ASSETS
+    from e6_assets.defs.captions.assets import MERGED_CAPTION_ASSETS, PER_SHARD_CAPTION_ASSETS
+    from e6_assets.defs.merge.assets import summary_of
+    from e6_assets.defs.resources import DataDir
 
     try:
         shards = parse_shard_range(args.shards)
@@ -208,8 +208,8 @@ def _observe_overrides(instance: dg.DagsterInstance, layout: DataLayout) -> dg.E
     """Observe ``caption_overrides`` (stage the folder, record the shards whose overrides changed) as
     the schedule would, so that the build applies them and the automation does not rebuild them again."""
     from e6_assets.definitions import build_defs
+    from e6_assets.defs.automation.schedules import OBSERVE_OVERRIDES_JOB
     from e6_assets.run_recovery import process_tags
-    from e6_assets.schedules import OBSERVE_OVERRIDES_JOB
 
     result = (
         build_defs()
@@ -232,10 +232,10 @@ def _observe_overrides(instance: dg.DagsterInstance, layout: DataLayout) -> dg.E
 
 def recaption_export(args: argparse.Namespace) -> int:
     """Build the recaption queue of every shard, then split it into K work lists (``recaption_lists``)."""
-    from e6_assets.assets import ALL_ASSETS, RECAPTION_ASSETS
-    from e6_assets.assets.recaption import RECAPTION_LISTS, RECAPTION_QUEUE
-    from e6_assets.locks import build_locks
-    from e6_assets.resources import DataDir, Recaption
+    from e6_assets.core.locks import build_locks
+    from e6_assets.defs.assets import ALL_ASSETS, RECAPTION_ASSETS
+    from e6_assets.defs.recaption.assets import RECAPTION_LISTS, RECAPTION_QUEUE
+    from e6_assets.defs.resources import DataDir, Recaption
 
     _apply_settings(args)
     if args.lists is not None:
@@ -282,10 +282,10 @@ def recaption_export(args: argparse.Namespace) -> int:
 def publish(args: argparse.Namespace) -> int:
     """Plan the upload of the build to E6_PUBLISH_REPO (a dry run), or with ``--yes`` make it, by
     materializing ``hub_release`` in the same instance as the builds."""
-    from e6_assets.assets import ALL_ASSETS, PUBLISH_ASSETS
-    from e6_assets.assets.publish import HUB_RELEASE, NOT_CONFIGURED
     from e6_assets.definitions import resources
-    from e6_assets.resources import HubPublishTarget
+    from e6_assets.defs.assets import ALL_ASSETS, PUBLISH_ASSETS
+    from e6_assets.defs.publish.assets import HUB_RELEASE, NOT_CONFIGURED
+    from e6_assets.defs.resources import HubPublishTarget
 
     _apply_settings(args)
     for value, name in ((args.repo, "E6_PUBLISH_REPO"), (args.revision, "E6_PUBLISH_REVISION")):
@@ -343,7 +343,7 @@ def ui(args: argparse.Namespace) -> int:
 
 
 def sample(args: argparse.Namespace) -> int:
-    from e6_assets.sample import write_sample
+    from e6_assets.core.sample import write_sample
 
     files = write_sample(Path(args.out), args.rows, args.seed, args.jobs)
     print(f"wrote {len(files)} synthetic monthly files ({args.rows} rows) to {args.out}")

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import dagster as dg
 
-from e6_assets.assets import ALL_ASSETS, PUBLISH_ASSETS, RECAPTION_ASSETS
-from e6_assets.jobs import JOBS, build_shards
-from e6_assets.resources import CaptionSource, DataDir, HubPublishTarget, IdUniverse, Recaption
-from e6_assets.schedules import (
+from e6_assets.core.settings import DEFAULTS
+from e6_assets.defs.assets import ALL_ASSETS, PUBLISH_ASSETS, RECAPTION_ASSETS
+from e6_assets.defs.automation.schedules import (
     build_fill_schedule,
     build_observe_overrides_schedule,
     build_observe_schedule,
     observe_caption_overrides,
     observe_source,
 )
-from e6_assets.sensors import build_automation_sensor, build_recovery_sensor
-from e6_assets.settings import DEFAULTS
+from e6_assets.defs.automation.sensors import build_automation_sensor, build_recovery_sensor
+from e6_assets.defs.jobs import JOBS, build_shards
+from e6_assets.defs.resources import CaptionSource, DataDir, HubPublishTarget, IdUniverse, Recaption
 
 DEFAULT_OBSERVE_CRON = "0 * * * *"  # hourly
 DEFAULT_FILL_CRON = "0 3 * * 0"  # Sundays 03:00 UTC
@@ -25,7 +25,7 @@ DEFAULT_AUTOMATION_INTERVAL = "60"  # seconds between evaluations of the automat
 
 def setting(name: str) -> str:
     """``dg.EnvVar(name)`` when the variable is set where the code location loads, else its default
-    (``e6_assets.settings.DEFAULTS``, the same as the command line's).
+    (``e6_assets.core.settings.DEFAULTS``, the same as the command line's).
 
     ``dg.EnvVar`` has no default: a run fails when its variable is unset. Deciding when the code
     location loads keeps the environment in charge (a set variable is read by each run, from its own

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import dagster as dg
 
-from e6_assets.processes import ProcessId, hostname
+from e6_assets.core.processes import ProcessId, hostname
 
 PID_TAG = "e6_assets/pid"
 HOST_TAG = "e6_assets/host"

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from e6_assets.layout import DataLayout
+from e6_assets.core.layout import DataLayout
 
 REPO = Path(__file__).resolve().parents[1]
 HANG_GUARD_SECONDS = 600  # a build that runs longer than this is hung (not a speed limit)

@@ -10,11 +10,11 @@ import dagster as dg
 import orjson
 import pytest
 
-from e6_assets import pipeline
-from e6_assets.layout import DataLayout
-from e6_assets.sample import write_sample
-from e6_assets.shards import shard_key
-from e6_assets.sources import resolve_local
+from e6_assets.core import pipeline
+from e6_assets.core.layout import DataLayout
+from e6_assets.core.sample import write_sample
+from e6_assets.core.shards import shard_key
+from e6_assets.core.sources import resolve_local
 
 pytest_plugins = ["e6_assets_tests.services"]  # PostgreSQL and Redis for the deployment tests
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from e6_assets import pipeline
-from e6_assets.layout import DataLayout
-from e6_assets.merge import MergeCounts, merge_meta_lat, merge_universe_shards
-from e6_assets.shards import SHARD_KEYS
-from e6_assets.sources import resolve_local
-from e6_assets.universe import stage_universe
+from e6_assets.core import pipeline
+from e6_assets.core.layout import DataLayout
+from e6_assets.core.merge import MergeCounts, merge_meta_lat, merge_universe_shards
+from e6_assets.core.shards import SHARD_KEYS
+from e6_assets.core.sources import resolve_local
+from e6_assets.core.universe import stage_universe
 
 
 def write_rearranged(sample_dir: Path, layout: DataLayout) -> None:

@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 from huggingface_hub import constants
 
-from e6_assets import pipeline
-from e6_assets.layout import DataLayout
-from e6_assets.parquet_files import read_parquet
-from e6_assets.sources import resolve_local
+from e6_assets.core import pipeline
+from e6_assets.core.layout import DataLayout
+from e6_assets.core.parquet_files import read_parquet
+from e6_assets.core.sources import resolve_local
 
 TOKEN = "hf_e6TestTokenThatMustNeverBeLogged"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from e6_assets.jsonl import is_month_file
+from e6_assets.core.jsonl import is_month_file
 
 
 def card_caption(row: dict) -> str:

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from e6_assets.atomic import WriteError, atomic_write_bytes, remove_stale_temp_files, temp_suffix
-from e6_assets.processes import hostname
+from e6_assets.core.atomic import WriteError, atomic_write_bytes, remove_stale_temp_files, temp_suffix
+from e6_assets.core.processes import hostname
 
 
 def _dead_pid() -> int:

@@ -16,27 +16,27 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
 
-from e6_assets.assets import ALL_ASSETS, PER_SHARD_ASSETS
-from e6_assets.assets.captions import (
-    CAPTION_TARS,
-    META_CAP,
-    RAW_CAPTIONS,
-    REARRANGED_CAPTIONS,
-    caption_tars,
-)
-from e6_assets.automation import rebuild_on_change
-from e6_assets.jobs import build_shards
-from e6_assets.partitions import SHARDS
-from e6_assets.resources import CaptionSource, DataDir, IdUniverse
-from e6_assets.schedules import (
+from e6_assets.core.shards import SHARD_KEYS
+from e6_assets.defs.assets import ALL_ASSETS, PER_SHARD_ASSETS
+from e6_assets.defs.automation.conditions import rebuild_on_change
+from e6_assets.defs.automation.schedules import (
     FILL_SCHEDULE,
     build_fill_schedule,
     fill_requests,
     observe_source,
     shard_ranges,
 )
-from e6_assets.shards import SHARD_KEYS
-from e6_assets.versions import DATA_VERSION_TAG
+from e6_assets.defs.captions.assets import (
+    CAPTION_TARS,
+    META_CAP,
+    RAW_CAPTIONS,
+    REARRANGED_CAPTIONS,
+    caption_tars,
+)
+from e6_assets.defs.jobs import build_shards
+from e6_assets.defs.partitions import SHARDS
+from e6_assets.defs.resources import CaptionSource, DataDir, IdUniverse
+from e6_assets.defs.versions import DATA_VERSION_TAG
 from e6_assets_tests.conftest import change_one_caption, range_tags
 
 PER_SHARD_KEYS = [RAW_CAPTIONS, REARRANGED_CAPTIONS, CAPTION_TARS]

@@ -24,11 +24,11 @@ import dagster as dg
 import pytest
 from dagster._core.execution.backfill import BulkActionStatus
 
-from e6_assets.assets.captions import CAPTION_TARS, META_CAP, RAW_CAPTIONS, REARRANGED_CAPTIONS
-from e6_assets.assets.source import CAPTION_SOURCE
-from e6_assets.schedules import IN_PROGRESS, OBSERVE_JOB
-from e6_assets.sensors import AUTOMATION_SENSOR
-from e6_assets.shards import SHARD_KEYS
+from e6_assets.core.shards import SHARD_KEYS
+from e6_assets.defs.automation.schedules import IN_PROGRESS, OBSERVE_JOB
+from e6_assets.defs.automation.sensors import AUTOMATION_SENSOR
+from e6_assets.defs.captions.assets import CAPTION_TARS, META_CAP, RAW_CAPTIONS, REARRANGED_CAPTIONS
+from e6_assets.defs.captions.source import CAPTION_SOURCE
 from e6_assets_tests.cli_process import cli_env, instance_home
 from e6_assets_tests.conftest import change_one_caption
 from e6_assets_tests.dagster_dev import (

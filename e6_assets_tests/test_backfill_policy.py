@@ -10,7 +10,7 @@ import sys
 import dagster as dg
 import pytest
 
-from e6_assets.assets.per_shard import shard_backfill_policy
+from e6_assets.defs.per_shard import shard_backfill_policy
 
 
 @pytest.mark.parametrize("value", [None, "", "0"])
@@ -37,7 +37,7 @@ def test_anything_else_is_refused_naming_the_variable(monkeypatch: pytest.Monkey
 def test_every_per_shard_asset_takes_the_policy_when_the_code_location_loads() -> None:
     script = (
         "import json; from e6_assets.definitions import defs\n"
-        "from e6_assets.assets import PER_SHARD_ASSETS\n"
+        "from e6_assets.defs.assets import PER_SHARD_ASSETS\n"
         "print(json.dumps({k.to_user_string(): defs.resolve_assets_def(k).backfill_policy"
         ".max_partitions_per_run for a in PER_SHARD_ASSETS for k in a.keys}))"
     )

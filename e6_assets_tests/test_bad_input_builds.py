@@ -9,7 +9,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from e6_assets.layout import DataLayout
+from e6_assets.core.layout import DataLayout
 from e6_assets_tests.cli_process import HANG_GUARD_SECONDS, cli_env, instance_home, temp_files
 
 CAPTION = ("A fox in the snow, " * 600_000)[:10_000_000]  # 10 MB, one line of JSON

@@ -8,12 +8,12 @@ import tarfile
 import dagster as dg
 from hfutils.index import tar_get_index_info
 
-from e6_assets import pipeline
-from e6_assets.assets import ALL_ASSETS, MERGED_ASSETS, PER_SHARD_ASSETS
+from e6_assets.core import pipeline
+from e6_assets.core.layout import DataLayout
+from e6_assets.core.shards import SHARD_KEYS, shard_key
+from e6_assets.core.sources import resolve_local
 from e6_assets.definitions import resources
-from e6_assets.layout import DataLayout
-from e6_assets.shards import SHARD_KEYS, shard_key
-from e6_assets.sources import resolve_local
+from e6_assets.defs.assets import ALL_ASSETS, MERGED_ASSETS, PER_SHARD_ASSETS
 from e6_assets_tests.conftest import range_tags
 from e6_assets_tests.reference import card_caption, card_meta_cap, latest_rows
 

@@ -1,6 +1,6 @@
 import pyarrow as pa
 
-from e6_assets.captions import CaptionCounts, count_captions, latest_row_per_id, rearrange
+from e6_assets.core.captions import CaptionCounts, count_captions, latest_row_per_id, rearrange
 from e6_assets_tests.reference import card_caption
 
 COLUMNS = ["id", "tags", "regular_summary", "brief_summary", "response_finish_reason", "source_file", "line"]

@@ -19,10 +19,10 @@ import dagster as dg
 import pytest
 from celery import Celery
 
-from e6_assets.assets import ALL_ASSETS
-from e6_assets.assets.captions import PER_SHARD_CAPTION_ASSETS
+from e6_assets.core.shards import SHARD_KEYS
 from e6_assets.definitions import resources
-from e6_assets.shards import SHARD_KEYS
+from e6_assets.defs.assets import ALL_ASSETS
+from e6_assets.defs.captions.assets import PER_SHARD_CAPTION_ASSETS
 from e6_assets_tests.conftest import range_tags
 from e6_assets_tests.dagster_dev import free_port, run_backfill, run_tags, stop, wait_until_serving
 from e6_assets_tests.services import REPO, InstanceConfig, NewDatabase

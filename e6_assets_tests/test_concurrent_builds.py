@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from e6_assets.layout import DataLayout
+from e6_assets.core.layout import DataLayout
 from e6_assets.run_recovery import PID_TAG
 from e6_assets_tests.cli_process import (
     cli_env,

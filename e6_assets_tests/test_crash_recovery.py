@@ -14,7 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from e6_assets.layout import DataLayout
+from e6_assets.core.layout import DataLayout
 from e6_assets.run_recovery import IN_PROGRESS, PID_TAG
 from e6_assets_tests.cli_process import (
     cli_env,

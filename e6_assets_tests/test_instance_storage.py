@@ -14,9 +14,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from e6_assets.layout import DataLayout
-from e6_assets.pipeline import read_counts
-from e6_assets.shards import SHARD_KEYS
+from e6_assets.core.layout import DataLayout
+from e6_assets.core.pipeline import read_counts
+from e6_assets.core.shards import SHARD_KEYS
 from e6_assets_tests.services import InstanceConfig
 
 SHARDS = SHARD_KEYS[:20]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from e6_assets.jsonl import SourceError, is_month_file, read_month_file
-from e6_assets.staging import stage_source
+from e6_assets.core.jsonl import SourceError, is_month_file, read_month_file
+from e6_assets.core.staging import stage_source
 
 
 def _write(tmp_path: Path, text: bytes, name: str = "2020-01_grouped.jsonl") -> Path:

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from e6_assets.jsonl import BOM, TEXT_FIELDS, SourceError, read_month_file
+from e6_assets.core.jsonl import BOM, TEXT_FIELDS, SourceError, read_month_file
 
 NAME = "2021-07_grouped.jsonl"
 

@@ -8,9 +8,15 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from e6_assets.assets import ALL_ASSETS, PER_SHARD_ASSETS
-from e6_assets.assets.captions import raw_captions, rearranged_captions
-from e6_assets.assets.merge import (
+from e6_assets.core.layout import DataLayout
+from e6_assets.core.merge import MergeCounts, read_merge_footer
+from e6_assets.core.sample import write_sample_universe
+from e6_assets.core.shards import SHARD_KEYS, shard_key
+from e6_assets.core.universe import file_sha256
+from e6_assets.definitions import resources
+from e6_assets.defs.assets import ALL_ASSETS, PER_SHARD_ASSETS
+from e6_assets.defs.captions.assets import raw_captions, rearranged_captions
+from e6_assets.defs.merge.assets import (
     META_LAT_V2,
     META_LAT_V2_FRAGMENTS,
     NOT_CONFIGURED,
@@ -18,12 +24,6 @@ from e6_assets.assets.merge import (
     meta_lat_v2_fragments,
     observe_id_universe,
 )
-from e6_assets.definitions import resources
-from e6_assets.layout import DataLayout
-from e6_assets.merge import MergeCounts, read_merge_footer
-from e6_assets.sample import write_sample_universe
-from e6_assets.shards import SHARD_KEYS, shard_key
-from e6_assets.universe import file_sha256
 from e6_assets_tests.conftest import SAMPLE_ROWS, range_tags
 from e6_assets_tests.merge_support import (
     captions_by_id,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from e6_assets.cli import main
-from e6_assets.sample import write_sample_universe
-from e6_assets.shards import SHARD_KEYS
+from e6_assets.core.sample import write_sample_universe
+from e6_assets.core.shards import SHARD_KEYS
 from e6_assets_tests.conftest import SAMPLE_ROWS
 from e6_assets_tests.merge_support import (
     captions_by_id,

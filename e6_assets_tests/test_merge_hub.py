@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from e6_assets.universe import iter_entries, resolve_universe, stage_universe
+from e6_assets.core.universe import iter_entries, resolve_universe, stage_universe
 from e6_assets_tests.hub_cache import lay_out_dataset
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -58,7 +58,7 @@ def test_hub_tar_gz_is_read(offline_hub: Path, tmp_path: Path) -> None:
 
 
 def test_hub_address_without_a_file_is_refused(tmp_path: Path) -> None:
-    from e6_assets.sources import SourceNotFound
+    from e6_assets.core.sources import SourceNotFound
 
     with pytest.raises(SourceNotFound, match="names no file"):
         resolve_universe("hf://datasets/someone/e621-latents@main", tmp_path)

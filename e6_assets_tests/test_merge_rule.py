@@ -8,10 +8,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from e6_assets.merge import MergeCounts, merge_shard, write_missing_json
-from e6_assets.sample import sample_universe, write_sample_universe
-from e6_assets.shards import SHARD_COUNT
-from e6_assets.universe import UNIVERSE_SCHEMA
+from e6_assets.core.merge import MergeCounts, merge_shard, write_missing_json
+from e6_assets.core.sample import sample_universe, write_sample_universe
+from e6_assets.core.shards import SHARD_COUNT
+from e6_assets.core.universe import UNIVERSE_SCHEMA
 from e6_assets_tests.conftest import SAMPLE_ROWS
 from e6_assets_tests.merge_support import (
     captions_by_id,

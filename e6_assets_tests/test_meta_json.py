@@ -4,7 +4,7 @@ import tarfile
 
 import pyarrow as pa
 
-from e6_assets.meta_json import caption_entries, merge_fragments, write_fragment, write_tar_gz
+from e6_assets.core.meta_json import caption_entries, merge_fragments, write_fragment, write_tar_gz
 
 
 def _fragments(tmp_path, shards: int = 9, id_range: int = 4000):

@@ -8,9 +8,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from e6_assets.captions import CaptionCounts, apply_overrides, count_captions, rearrange
-from e6_assets.layout import DataLayout
-from e6_assets.overrides import (
+from e6_assets.core.captions import CaptionCounts, apply_overrides, count_captions, rearrange
+from e6_assets.core.layout import DataLayout
+from e6_assets.core.overrides import (
     NO_OVERRIDES,
     OverrideError,
     changed_versions,

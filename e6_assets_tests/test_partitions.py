@@ -1,7 +1,7 @@
 import pytest
 
-from e6_assets.partitions import SHARDS
-from e6_assets.shards import SHARD_KEYS, parse_shard_range, shard_key
+from e6_assets.core.shards import SHARD_KEYS, parse_shard_range, shard_key
+from e6_assets.defs.partitions import SHARDS
 
 
 def test_shards_are_the_thousand_four_digit_keys():

@@ -17,13 +17,13 @@ import yaml
 from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
-from e6_assets import pipeline, publish
-from e6_assets.captions import CaptionCounts
-from e6_assets.dataset_card import Provenance, card_facts, render_card, source_of
-from e6_assets.layout import DataLayout
-from e6_assets.merge import MergeCounts
-from e6_assets.sample import write_sample_universe
-from e6_assets.shards import SHARD_KEYS
+from e6_assets.core import pipeline, publish
+from e6_assets.core.captions import CaptionCounts
+from e6_assets.core.dataset_card import Provenance, card_facts, render_card, source_of
+from e6_assets.core.layout import DataLayout
+from e6_assets.core.merge import MergeCounts
+from e6_assets.core.sample import write_sample_universe
+from e6_assets.core.shards import SHARD_KEYS
 from e6_assets_tests.conftest import SAMPLE_ROWS
 from e6_assets_tests.fake_hub import FakeHub
 from e6_assets_tests.merge_support import merge_without_dagster

@@ -7,12 +7,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from e6_assets.assets import ALL_ASSETS, PUBLISH_ASSETS
-from e6_assets.assets.captions import raw_captions
-from e6_assets.assets.publish import NOT_CONFIGURED, hub_release
-from e6_assets.layout import DataLayout
-from e6_assets.publish import PublishTarget
-from e6_assets.resources import CaptionSource, DataDir, HubPublishTarget, IdUniverse
+from e6_assets.core.layout import DataLayout
+from e6_assets.core.publish import PublishTarget
+from e6_assets.defs.assets import ALL_ASSETS, PUBLISH_ASSETS
+from e6_assets.defs.captions.assets import raw_captions
+from e6_assets.defs.publish.assets import NOT_CONFIGURED, hub_release
+from e6_assets.defs.resources import CaptionSource, DataDir, HubPublishTarget, IdUniverse
 from e6_assets_tests.conftest import range_tags
 from e6_assets_tests.fake_hub import FakeHub
 from e6_assets_tests.publish_support import TOKEN, built_sample, client_online, copy_of

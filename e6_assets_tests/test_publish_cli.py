@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from e6_assets.assets.publish import NOT_CONFIGURED
-from e6_assets.layout import DataLayout
-from e6_assets.publish import human_bytes
+from e6_assets.core.layout import DataLayout
+from e6_assets.core.publish import human_bytes
+from e6_assets.defs.publish.assets import NOT_CONFIGURED
 from e6_assets_tests.fake_hub import FakeHub
 from e6_assets_tests.publish_support import TOKEN, built_sample, copy_of
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from e6_assets.layout import DataLayout
-from e6_assets.recaption import MissingQueues, export_work_lists, write_queues
-from e6_assets.sample import write_sample_universe
-from e6_assets.shards import SHARD_KEYS
-from e6_assets.sources import resolve_local
-from e6_assets.universe import stage_universe
+from e6_assets.core.layout import DataLayout
+from e6_assets.core.recaption import MissingQueues, export_work_lists, write_queues
+from e6_assets.core.sample import write_sample_universe
+from e6_assets.core.shards import SHARD_KEYS
+from e6_assets.core.sources import resolve_local
+from e6_assets.core.universe import stage_universe
 from e6_assets_tests.conftest import SAMPLE_ROWS
 from e6_assets_tests.reference import card_caption, latest_rows
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from e6_assets.layout import DataLayout
-from e6_assets.shards import SHARD_KEYS
+from e6_assets.core.layout import DataLayout
+from e6_assets.core.shards import SHARD_KEYS
 from e6_assets_tests.cli_process import cli_env, instance_home
 from e6_assets_tests.reference import card_caption, latest_rows
 

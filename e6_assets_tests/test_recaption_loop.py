@@ -15,16 +15,16 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from e6_assets import pipeline
-from e6_assets.assets import ALL_ASSETS, RECAPTION_ASSETS
-from e6_assets.assets.captions import CAPTION_TARS, META_CAP, RAW_CAPTIONS, REARRANGED_CAPTIONS
-from e6_assets.assets.recaption import RECAPTION_QUEUE
-from e6_assets.layout import DataLayout
-from e6_assets.resources import CaptionSource, DataDir, IdUniverse, Recaption
-from e6_assets.sample import write_sample
-from e6_assets.schedules import observe_caption_overrides
-from e6_assets.shards import SHARD_KEYS, shard_key
-from e6_assets.sources import resolve_local
+from e6_assets.core import pipeline
+from e6_assets.core.layout import DataLayout
+from e6_assets.core.sample import write_sample
+from e6_assets.core.shards import SHARD_KEYS, shard_key
+from e6_assets.core.sources import resolve_local
+from e6_assets.defs.assets import ALL_ASSETS, RECAPTION_ASSETS
+from e6_assets.defs.automation.schedules import observe_caption_overrides
+from e6_assets.defs.captions.assets import CAPTION_TARS, META_CAP, RAW_CAPTIONS, REARRANGED_CAPTIONS
+from e6_assets.defs.recaption.assets import RECAPTION_QUEUE
+from e6_assets.defs.resources import CaptionSource, DataDir, IdUniverse, Recaption
 from e6_assets_tests.cli_process import output_files
 from e6_assets_tests.conftest import range_tags
 from e6_assets_tests.reference import card_caption, latest_rows

@@ -12,8 +12,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from e6_assets.locks import exclusive
-from e6_assets.processes import hostname
+from e6_assets.core.locks import exclusive
+from e6_assets.core.processes import hostname
+from e6_assets.defs.automation.sensors import build_recovery_sensor
 from e6_assets.run_recovery import (
     HOST_TAG,
     PID_TAG,
@@ -22,7 +23,6 @@ from e6_assets.run_recovery import (
     recover_dead_runs,
     wait_for_pool,
 )
-from e6_assets.sensors import build_recovery_sensor
 from e6_assets_tests.cli_process import instance_home
 
 POOL = "e6_shards"
@@ -133,7 +133,7 @@ def test_a_build_waits_while_a_live_run_holds_the_pool_and_goes_on_once_it_ends(
 
 _HOLDER = """
 import os, sys, time
-from e6_assets.locks import exclusive
+from e6_assets.core.locks import exclusive
 with exclusive(__import__("pathlib").Path(sys.argv[1]), "the data root", print):
     if os.fork() == 0:  # a worker that outlives its parent
         time.sleep(120)

@@ -2,7 +2,7 @@ import collections
 import json
 import zlib
 
-from e6_assets.sample import EMPTY_MONTH, MISSING_MONTH, month_plans, write_sample
+from e6_assets.core.sample import EMPTY_MONTH, MISSING_MONTH, month_plans, write_sample
 from e6_assets_tests.conftest import SAMPLE_ROWS
 from e6_assets_tests.reference import latest_rows
 

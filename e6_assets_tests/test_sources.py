@@ -1,7 +1,7 @@
 import pytest
 
-from e6_assets.resources import CaptionSource
-from e6_assets.sources import SourceNotFound, parse_hf_url, resolve_hub, resolve_local
+from e6_assets.core.sources import SourceNotFound, parse_hf_url, resolve_hub, resolve_local
+from e6_assets.defs.resources import CaptionSource
 from e6_assets_tests.hub_cache import lay_out_dataset
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

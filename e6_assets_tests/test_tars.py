@@ -6,7 +6,7 @@ import tarfile
 import pytest
 from hfutils.index import tar_get_index_info
 
-from e6_assets.tars import TarIndex, build_tar, index_problems, write_tar
+from e6_assets.core.tars import TarIndex, build_tar, index_problems, write_tar
 
 
 def _tarfile_bytes(members: list[tuple[str, bytes]]) -> bytes:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from e6_assets.universe import UniverseError, iter_entries, stage_universe
+from e6_assets.core.universe import UniverseError, iter_entries, stage_universe
 
 GOOD = {"7": {"tags": "a", "train_resolution": [64, 128]}, "1007": {"tags": None}, "3": {}}
 
