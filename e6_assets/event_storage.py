@@ -162,12 +162,6 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         if id(event) not in getattr(self._batch, "superseded", ()):
             super()._store_asset_event(conn, event, event_id)
 
-    def dispose(self) -> None:
-        for engine in self._engines.values():
-            engine.dispose()
-        self._engines.clear()
-        super().dispose()
-
     def _store_asset_check_evaluation_planned(self, event: Any, event_id: int | None) -> None:
         # One row per planned partition, each holding the planned event. Dagster's own method
         # serializes that event again for every row: a ranged step plans 1000 shards, and its
@@ -187,6 +181,12 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         rows = [{**row, "partition": key} for key in (subset.get_partition_keys() if subset else [None])]
         with self.index_connection() as conn:
             conn.execute(AssetCheckExecutionsTable.insert(), rows)
+
+    def dispose(self) -> None:
+        for engine in self._engines.values():
+            engine.dispose()
+        self._engines.clear()
+        super().dispose()
 
 
 def _superseded_asset_entries(events: Sequence[Any]) -> frozenset[int]:
